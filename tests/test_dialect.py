@@ -1,0 +1,91 @@
+"""What each dialect sends, and how both dialects' events are read."""
+
+from __future__ import annotations
+
+from wyoming_realtime_text.realtime.dialect import BETA, GA, parse
+from wyoming_realtime_text.realtime.events import (
+    InputTranscriptDone,
+    ResponseDone,
+    SessionUpdated,
+    TextDelta,
+    UpstreamError,
+)
+
+
+def test_session_update_is_text_only_in_each_dialect() -> None:
+    beta = BETA.session_update("be brief", "whisper-1", "ja", 200)["session"]
+    assert beta["modalities"] == ["text"]
+    assert beta["turn_detection"] is None
+    assert beta["input_audio_transcription"] == {"model": "whisper-1", "language": "ja"}
+    assert "type" not in beta and "output_modalities" not in beta
+
+    ga = GA.session_update("be brief", "gpt-4o-transcribe", None, None)["session"]
+    assert ga["type"] == "realtime"
+    assert ga["output_modalities"] == ["text"]
+    assert ga["audio"]["input"]["turn_detection"] is None
+    assert ga["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert "modalities" not in ga
+
+
+def test_response_create_repeats_text_only() -> None:
+    assert BETA.response_create(100)["response"] == {
+        "modalities": ["text"],
+        "max_response_output_tokens": 100,
+    }
+    assert GA.response_create(None)["response"] == {"output_modalities": ["text"]}
+    assert BETA.headers == {"OpenAI-Beta": "realtime=v1"} and GA.headers == {}
+
+
+def test_parse_reads_both_spellings() -> None:
+    for kind in ("response.text.delta", "response.output_text.delta"):
+        assert parse({"type": kind, "response_id": "r", "delta": "hi"}) == TextDelta(
+            "r", "hi", False
+        )
+    for kind in ("response.audio_transcript.delta", "response.output_audio_transcript.delta"):
+        assert parse({"type": kind, "response_id": "r", "delta": "hi"}) == TextDelta(
+            "r", "hi", True
+        )
+    assert parse({"type": "session.updated", "session": {"output_modalities": ["text"]}}) == (
+        SessionUpdated(("text",))
+    )
+    assert not parse(
+        {"type": "session.updated", "session": {"modalities": ["text", "audio"]}}
+    ).text_only
+    done = parse(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "i",
+            "transcript": "hello\n",
+        }
+    )
+    assert done == InputTranscriptDone("i", "hello\n")
+    assert parse({"type": "rate_limits.updated"}) is None
+
+
+def test_parse_response_done_keeps_incomplete_text() -> None:
+    event = parse(
+        {
+            "type": "response.done",
+            "response": {
+                "id": "resp_1",
+                "status": "incomplete",
+                "status_details": {"type": "incomplete", "reason": "content_filter"},
+                "output": [
+                    {"id": "item_9", "content": [{"type": "audio", "transcript": "partial"}]}
+                ],
+            },
+        }
+    )
+    assert event == ResponseDone("resp_1", "incomplete", "content_filter", "partial", ("item_9",))
+
+
+def test_parse_error_and_fatality() -> None:
+    error = parse(
+        {
+            "type": "error",
+            "error": {"type": "invalid_request_error", "code": "invalid_api_key", "message": "bad"},
+        }
+    )
+    assert error == UpstreamError("invalid_api_key", "bad")
+    assert error.fatal
+    assert not UpstreamError("rate_limit_exceeded", "").fatal

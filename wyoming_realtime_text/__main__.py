@@ -1,0 +1,127 @@
+"""Command line: argparse → settings → info → Wyoming server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from functools import partial
+from typing import Any
+
+from wyoming.server import AsyncServer
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+from .conversations import Assistant
+from .handler import RealtimeTextHandler
+from .info import build_info
+from .realtime.session import redact_url
+
+_LOGGER = logging.getLogger("wyoming_realtime_text")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wyoming-realtime-text",
+        description="Wyoming STT and conversation agent backed by a text-only OpenAI Realtime "
+        "session; your own TTS does the speaking.",
+    )
+    parser.add_argument("--config", help="config file (default: the packaged config.yaml)")
+    parser.add_argument("--uri", help="overrides server.uri, e.g. tcp://0.0.0.0:10310")
+    parser.add_argument(
+        "--simulator",
+        action="store_true",
+        help="answer from the built-in Realtime simulator (no key; nothing leaves this machine)",
+    )
+    parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
+    parser.add_argument(
+        "--log-format", default=logging.BASIC_FORMAT, help="format for log messages"
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
+    if not args.debug:
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+    overrides: dict[str, dict[str, Any]] = {}
+    if args.uri:
+        overrides["server"] = {"uri": args.uri}
+    if args.simulator:
+        # Any non-empty key: the simulator accepts every key. Replaced by the real URL below.
+        overrides["realtime"] = {"url": "ws://127.0.0.1:1/v1/realtime", "api_key": "simulator"}
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings, use_simulator=args.simulator))
+    except OSError as err:
+        print(
+            f"error: cannot serve on {settings.server.uri}: {err.strerror or err}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
+    """Run until SIGTERM/SIGINT, then close every upstream session."""
+    async with contextlib.AsyncExitStack() as stack:
+        if use_simulator:
+            from .simulator import RealtimeSimulator  # only for trials: never on the real path
+
+            simulator = await stack.enter_async_context(RealtimeSimulator())
+            settings = _with_url(settings, simulator.url)
+            _LOGGER.info(
+                "Using the built-in Realtime simulator at %s (canned answers)", simulator.url
+            )
+        assistant = Assistant(settings)
+        stack.push_async_callback(assistant.close)
+        server = AsyncServer.from_uri(settings.server.uri)
+        factory = partial(
+            RealtimeTextHandler,
+            settings=settings,
+            info=build_info(settings).event(),
+            assistant=assistant,
+        )
+        _LOGGER.info(
+            "Ready on %s: STT and conversation agent via %s (model %s, %s dialect)",
+            settings.server.uri,
+            redact_url(settings.realtime.url),
+            settings.realtime.model,
+            settings.realtime.dialect,
+        )
+        server_task = asyncio.create_task(server.run(factory))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({server_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        _LOGGER.info("Stopping")
+        await server.stop()
+        for task in (server_task, stopper):
+            task.cancel()
+        await asyncio.gather(server_task, stopper, return_exceptions=True)
+        if not server_task.cancelled() and server_task.exception() is not None:
+            raise server_task.exception()  # e.g. the port is taken: main() reports it
+
+
+def _with_url(settings: Settings, url: str) -> Settings:
+    return dataclasses.replace(settings, realtime=dataclasses.replace(settings.realtime, url=url))
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,215 @@
+"""config.yaml → typed, validated settings.
+
+Errors are one line naming the key, because the usual reader is someone editing an
+add-on option or a YAML file, not a Python developer reading a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlparse
+
+import yaml
+
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+KEY_HELP = (
+    "set it with: export OPENAI_API_KEY=sk-... "
+    "(or try the server without a key: wyoming-realtime-text --simulator)"
+)
+
+
+class ConfigError(ValueError):
+    """A config problem, worded for the person editing the file."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    uri: str = "tcp://0.0.0.0:10310"
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    url: str = "wss://api.openai.com/v1/realtime"
+    model: str = "gpt-realtime"
+    dialect: Literal["ga", "beta"] = "ga"
+    api_key: str = field(default="", repr=False)
+    auth: Literal["auto", "bearer", "api-key"] = "auto"
+    instructions: str = ""
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    max_output_tokens: int | None = 1024
+    connect_timeout: float = 10.0
+    response_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    max_utterance_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    one_round_trip: bool = True
+    claim_seconds: float = 30.0
+    max_turns: int = 10
+    idle_seconds: float = 300.0
+    max_conversations: int = 50
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    fallback_text: str = "Sorry, I can't answer that right now. Please try again."
+
+
+def default_config_text() -> str:
+    """The packaged default config (identical to the repository's top-level config.yaml)."""
+    return resources.files(__package__).joinpath("config.yaml").read_text(encoding="utf-8")
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Settings:
+    """Read, expand and validate a config file (the packaged default when path is None).
+
+    `overrides` ({section: {key: value}}) wins over the file: command-line flags use it, so
+    `--uri` or `--simulator` apply before validation (a missing key is fine with --simulator).
+    """
+    if path is None:
+        text, source = default_config_text(), "the packaged config.yaml"
+    else:
+        try:
+            text, source = Path(path).read_text(encoding="utf-8"), str(path)
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source} is not valid YAML{where}") from None
+    if raw is None:
+        raw = {}
+    raw = _expand(raw, os.environ if env is None else env)
+    for section, values in (overrides or {}).items():
+        if isinstance(raw, dict) and isinstance(raw.get(section, {}), dict):
+            raw[section] = {**(raw.get(section) or {}), **values}
+    return parse_settings(raw)
+
+
+def parse_settings(raw: Any) -> Settings:
+    """Validate an already-parsed mapping into Settings."""
+    settings = _build(Settings, raw, "")
+    _check(settings)
+    return settings
+
+
+def _expand(value: Any, env: dict[str, str] | os._Environ[str]) -> Any:
+    if isinstance(value, str):
+        return ENV_VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, dict):
+        return {k: _expand(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env) for v in value]
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Build dataclass `cls` from a mapping, naming the exact key on any mistake."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping of keys")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown config key '{prefix}{key}'{hint}")
+        kwargs[key] = _coerce(hints[key], value, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(kind: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, {} if value is None else value, f"{key}.")
+    origin, args = get_origin(kind), get_args(kind)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+        return _coerce(kind, value, key)
+    if origin is Literal:
+        if value not in args:
+            choices = " | ".join(map(str, args))
+            raise ConfigError(f"{key} must be one of {choices}, not {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list")
+        return [_coerce(args[0], item, f"{key}[{i}]") for i, item in enumerate(value)]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, not {value!r}")
+        return value
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            word = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{key} must be {word}, not {value!r}")
+        if kind is int and value != int(value):
+            raise ConfigError(f"{key} must be a whole number, not {value!r}")
+        return kind(value)
+    if kind is str:
+        if value is None or isinstance(value, (dict, list)):
+            raise ConfigError(f"{key} must be text, not {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover - schema bug
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} must be greater than 0, not {value!r}")
+
+
+def _check(settings: Settings) -> None:
+    """Cross-field and range checks that types alone cannot express."""
+    rt = settings.realtime
+    if not rt.api_key.strip():
+        raise ConfigError(f"realtime.api_key is not set: {KEY_HELP}")
+    url = urlparse(rt.url)
+    if url.scheme not in ("ws", "wss") or not url.hostname:
+        raise ConfigError(f"realtime.url must be a ws:// or wss:// URL, not {rt.url!r}")
+    uri = urlparse(settings.server.uri)
+    if uri.scheme not in ("tcp", "unix") or (uri.scheme == "tcp" and not uri.port):
+        raise ConfigError(
+            f"server.uri must look like tcp://HOST:PORT or unix://PATH, not {settings.server.uri!r}"
+        )
+    if not settings.languages:
+        raise ConfigError("languages must name at least one language")
+    if rt.max_output_tokens is not None and not 1 <= rt.max_output_tokens <= 4096:
+        raise ConfigError("realtime.max_output_tokens must be between 1 and 4096, or null")
+    _positive("realtime.connect_timeout", rt.connect_timeout)
+    _positive("realtime.response_timeout", rt.response_timeout)
+    _positive("audio.max_utterance_seconds", settings.audio.max_utterance_seconds)
+    conv = settings.conversation
+    _positive("conversation.claim_seconds", conv.claim_seconds)
+    _positive("conversation.max_turns", conv.max_turns)
+    _positive("conversation.idle_seconds", conv.idle_seconds)
+    _positive("conversation.max_conversations", conv.max_conversations)
+    if not settings.fallback_text.strip():
+        raise ConfigError("fallback_text must not be empty")

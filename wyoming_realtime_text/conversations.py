@@ -1,0 +1,241 @@
+"""Conversations, their Realtime sessions, and the one-round-trip hand-over.
+
+Home Assistant asks twice per utterance: STT (audio → transcript) on one connection, then
+the agent (transcript → answer) on another. We start the answer upstream the moment the
+audio ends, in the session that heard it, and park that turn under its transcript; when
+the agent request with the same text arrives, it is answered from the parked turn.
+
+A conversation owns one session, so follow-ups (same `conversation_id`) share its history.
+The STT request does not say which conversation it belongs to, so a parked turn is adopted
+only by a request that starts a conversation; a follow-up in a conversation that already
+has history is asked again as text in its own session (correct, one round trip slower).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .config import Settings
+from .realtime.events import RealtimeError
+from .realtime.session import RealtimeSession
+from .turn import Outcome, Turn
+
+_LOGGER = logging.getLogger(__name__)
+SWEEP_SECONDS = 5.0
+_ids = itertools.count(1)
+
+
+def normalise(text: str) -> str:
+    """How an agent request's text is matched to a parked turn's transcript."""
+    return " ".join(text.split()).casefold()
+
+
+def base_language(language: str | None) -> str | None:
+    """'en-US' → 'en': transcription models take ISO-639-1 codes."""
+    return language.split("-")[0].split("_")[0].lower() if language else None
+
+
+@dataclass
+class Conversation:
+    """One session and the turns it remembers."""
+
+    settings: Settings
+    language: str | None = None
+    name: str = field(default_factory=lambda: f"conv-{next(_ids)}")
+    session: RealtimeSession | None = None
+    turns: list[Turn] = field(default_factory=list)
+    last_used: float = field(default_factory=time.monotonic)
+    _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _current: Turn | None = None
+
+    async def session_ready(self) -> RealtimeSession:
+        """The open session, connecting (again) if needed."""
+        async with self._opening:
+            if self.session is None or not self.session.is_open:
+                if self.turns:
+                    _LOGGER.info("%s: session lost; follow-ups start a new history", self.name)
+                    self.turns.clear()
+                self.session = RealtimeSession(self.settings.realtime, language=self.language)
+                await self.session.open()
+            return self.session
+
+    async def start(self, *, respond: bool, text: str | None = None) -> Turn:
+        """A new turn in this conversation, after the previous one has ended."""
+        previous = self._current
+        if previous is not None and not previous.finished:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.realtime.response_timeout):
+                    await previous.wait()
+            if not previous.finished:
+                await previous.cancel()
+        turn = Turn(self.settings, self.session_ready, respond=respond, text=text)
+        self._current = turn
+        self.last_used = time.monotonic()
+        turn.start()
+        return turn
+
+    async def remember(self, turn: Turn) -> None:
+        """Keep `turn` in the history; forget the oldest turns beyond the configured bound."""
+        await turn.wait()
+        if turn.outcome not in (Outcome.COMPLETED, Outcome.INCOMPLETE):
+            return
+        self.turns.append(turn)
+        self.last_used = time.monotonic()
+        while len(self.turns) > self.settings.conversation.max_turns:
+            old = self.turns.pop(0)
+            for item_id in (old.user_item_id, *old.item_ids):
+                if item_id and self.session is not None:
+                    with contextlib.suppress(RealtimeError):
+                        await self.session.delete_item(item_id)
+
+    async def close(self) -> None:
+        if self._current is not None and not self._current.finished:
+            await self._current.cancel()
+        if self.session is not None:
+            await self.session.close()
+
+
+@dataclass
+class _Parked:
+    turn: Turn
+    conversation: Conversation
+    expires: float
+
+
+class Assistant:
+    """Hands out turns: spoken (with the answer already started) and typed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self._parked: dict[str, list[_Parked]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start_audio_turn(
+        self, language: str | None, conversation_id: str | None = None, *, respond: bool
+    ) -> Turn:
+        """A spoken turn. Without a conversation id, a parked one-round-trip turn."""
+        self._ensure_sweeper()
+        if conversation_id is not None:
+            conversation = self._conversation(conversation_id, language)
+            turn = await conversation.start(respond=respond)
+            self._spawn(conversation.remember(turn))
+            return turn
+        conversation = Conversation(self.settings, base_language(language))
+        turn = await conversation.start(respond=respond)
+        if respond:
+            self._spawn(self._park(turn, conversation))
+        else:
+            self._spawn(self._close_after(turn, conversation))
+        return turn
+
+    async def answer(self, text: str, conversation_id: str | None, language: str | None) -> Turn:
+        """The turn answering `text`: a parked spoken turn if it fits, else a typed turn."""
+        self._ensure_sweeper()
+        parked = self._unpark(text)
+        existing = self.conversations.get(conversation_id) if conversation_id else None
+        if parked is not None:
+            if existing is None or not existing.turns:
+                cid = conversation_id or parked.conversation.name
+                if existing is not None:
+                    self._spawn(existing.close())
+                self._adopt(cid, parked.conversation)
+                self._spawn(parked.conversation.remember(parked.turn))
+                return parked.turn
+            _LOGGER.debug("Follow-up in %s: asking its own session", conversation_id)
+            self._spawn(parked.conversation.close())
+        conversation = self._conversation(conversation_id or f"typed-{next(_ids)}", language)
+        turn = await conversation.start(respond=True, text=text)
+        self._spawn(conversation.remember(turn))
+        return turn
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        parked = [p.conversation for entries in self._parked.values() for p in entries]
+        self._parked.clear()
+        conversations = [*self.conversations.values(), *parked]
+        self.conversations.clear()
+        await asyncio.gather(*(c.close() for c in conversations), return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _conversation(self, conversation_id: str, language: str | None) -> Conversation:
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            conversation = Conversation(self.settings, base_language(language))
+            self._adopt(conversation_id, conversation)
+        self.conversations.move_to_end(conversation_id)
+        return conversation
+
+    def _adopt(self, conversation_id: str, conversation: Conversation) -> None:
+        self.conversations[conversation_id] = conversation
+        self.conversations.move_to_end(conversation_id)
+        while len(self.conversations) > self.settings.conversation.max_conversations:
+            _, oldest = self.conversations.popitem(last=False)
+            self._spawn(oldest.close())
+
+    async def _park(self, turn: Turn, conversation: Conversation) -> None:
+        transcript = await turn.transcript.wait()
+        if not transcript.strip():
+            await turn.cancel()
+            await conversation.close()
+            return
+        expires = time.monotonic() + self.settings.conversation.claim_seconds
+        entry = _Parked(turn, conversation, expires)
+        self._parked.setdefault(normalise(transcript), []).append(entry)
+
+    def _unpark(self, text: str) -> _Parked | None:
+        entries = self._parked.get(normalise(text))
+        if not entries:
+            return None
+        entry = entries.pop(0)
+        if not entries:
+            del self._parked[normalise(text)]
+        return entry
+
+    async def _close_after(self, turn: Turn, conversation: Conversation) -> None:
+        await turn.wait()
+        await conversation.close()
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="conversation sweeper")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            await self.sweep()
+
+    async def sweep(self, now: float | None = None) -> None:
+        """Drop unclaimed parked turns and idle conversations, closing their sessions."""
+        now = time.monotonic() if now is None else now
+        stale: list[Conversation] = []
+        for key in list(self._parked):
+            keep = [p for p in self._parked[key] if p.expires > now]
+            stale += [p.conversation for p in self._parked[key] if p.expires <= now]
+            if keep:
+                self._parked[key] = keep
+            else:
+                del self._parked[key]
+        idle = self.settings.conversation.idle_seconds
+        for cid in [c for c, conv in self.conversations.items() if now - conv.last_used > idle]:
+            stale.append(self.conversations.pop(cid))
+        if stale:
+            _LOGGER.debug("Closing %d idle or unclaimed conversation(s)", len(stale))
+        await asyncio.gather(*(c.close() for c in stale), return_exceptions=True)

@@ -1,0 +1,169 @@
+"""Beta vs GA Realtime API: the payloads we send and the events we read, in one place.
+
+Sending one dialect's fields to the other is rejected and leaves the session on its audio
+defaults, so every outgoing shape is built here from the configured dialect. Incoming
+events are read liberally (both spellings), because compatible servers mix them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .events import (
+    InputCommitted,
+    InputTranscriptDelta,
+    InputTranscriptDone,
+    InputTranscriptFailed,
+    RealtimeEvent,
+    ResponseCreated,
+    ResponseDone,
+    SessionUpdated,
+    TextDelta,
+    TextDone,
+    UpstreamError,
+)
+
+# Audio that the API sends despite text-only. Matched on the raw message so that these
+# events are counted and dropped without ever being parsed or decoded.
+AUDIO_DELTA_TYPES = frozenset({"response.audio.delta", "response.output_audio.delta"})
+
+_TEXT_DELTAS = {"response.text.delta", "response.output_text.delta"}
+_TEXT_DONES = {"response.text.done", "response.output_text.done"}
+_TRANSCRIPT_DELTAS = {"response.audio_transcript.delta", "response.output_audio_transcript.delta"}
+_TRANSCRIPT_DONES = {"response.audio_transcript.done", "response.output_audio_transcript.done"}
+_INPUT_PREFIX = "conversation.item.input_audio_transcription."
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one dialect spells the few requests we make."""
+
+    name: str
+    headers: dict[str, str]
+
+    def session_update(
+        self,
+        instructions: str,
+        transcription_model: str,
+        language: str | None,
+        max_output_tokens: int | None,
+    ) -> dict[str, Any]:
+        """Text-only output, pcm16 24 kHz input, input transcription on, turn detection off."""
+        transcription: dict[str, Any] = {"model": transcription_model}
+        if language:
+            transcription["language"] = language
+        if self.name == "beta":
+            session: dict[str, Any] = {
+                "modalities": ["text"],
+                "instructions": instructions,
+                "input_audio_format": "pcm16",
+                "input_audio_transcription": transcription,
+                "turn_detection": None,
+                "max_response_output_tokens": max_output_tokens or "inf",
+            }
+        else:
+            session = {
+                "type": "realtime",
+                "output_modalities": ["text"],
+                "instructions": instructions,
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "transcription": transcription,
+                        "turn_detection": None,
+                    }
+                },
+                "max_output_tokens": max_output_tokens or "inf",
+            }
+        return {"type": "session.update", "session": session}
+
+    def response_create(self, max_output_tokens: int | None) -> dict[str, Any]:
+        """Text-only again on the response itself: a response's own settings win."""
+        key = "modalities" if self.name == "beta" else "output_modalities"
+        response: dict[str, Any] = {key: ["text"]}
+        if max_output_tokens:
+            tokens_key = (
+                "max_response_output_tokens" if self.name == "beta" else "max_output_tokens"
+            )
+            response[tokens_key] = max_output_tokens
+        return {"type": "response.create", "response": response}
+
+
+BETA = Dialect("beta", {"OpenAI-Beta": "realtime=v1"})
+GA = Dialect("ga", {})
+DIALECTS = {"beta": BETA, "ga": GA}
+
+
+def user_text_item(text: str) -> dict[str, Any]:
+    """A typed user message (same shape in both dialects)."""
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        },
+    }
+
+
+def parse(event: dict[str, Any]) -> RealtimeEvent | None:
+    """Fold one server event into our vocabulary; None for events we have no use for."""
+    kind = event.get("type", "")
+    if kind in _TEXT_DELTAS or kind in _TRANSCRIPT_DELTAS:
+        return TextDelta(
+            str(event.get("response_id", "")),
+            str(event.get("delta") or ""),
+            kind in _TRANSCRIPT_DELTAS,
+        )
+    if kind in _TEXT_DONES:
+        return TextDone(str(event.get("response_id", "")), str(event.get("text") or ""), False)
+    if kind in _TRANSCRIPT_DONES:
+        return TextDone(str(event.get("response_id", "")), str(event.get("transcript") or ""), True)
+    if kind.startswith(_INPUT_PREFIX):
+        item_id = str(event.get("item_id", ""))
+        stage = kind[len(_INPUT_PREFIX) :]
+        if stage == "delta":
+            return InputTranscriptDelta(item_id, str(event.get("delta") or ""))
+        if stage == "completed":
+            return InputTranscriptDone(item_id, str(event.get("transcript") or ""))
+        if stage == "failed":
+            error = event.get("error") or {}
+            return InputTranscriptFailed(item_id, str(error.get("message") or error))
+        return None
+    if kind == "input_audio_buffer.committed":
+        return InputCommitted(str(event.get("item_id", "")))
+    if kind == "response.created":
+        return ResponseCreated(str((event.get("response") or {}).get("id", "")))
+    if kind == "response.done":
+        return _response_done(event.get("response") or {})
+    if kind in ("session.updated", "session.created"):
+        session = event.get("session") or {}
+        modalities = session.get("output_modalities", session.get("modalities")) or []
+        return SessionUpdated(tuple(modalities)) if kind == "session.updated" else None
+    if kind == "error":
+        error = event.get("error") or {}
+        return UpstreamError(
+            str(error.get("code") or error.get("type") or "error"),
+            str(error.get("message") or ""),
+        )
+    return None
+
+
+def _response_done(response: dict[str, Any]) -> ResponseDone:
+    details = response.get("status_details") or {}
+    texts, item_ids = [], []
+    for item in response.get("output") or []:
+        if item.get("id"):
+            item_ids.append(str(item["id"]))
+        for part in item.get("content") or []:
+            texts.append(part.get("text") or part.get("transcript") or "")
+    error = details.get("error")
+    return ResponseDone(
+        response_id=str(response.get("id", "")),
+        status=str(response.get("status", "completed")),
+        reason=details.get("reason"),
+        text="".join(texts),
+        item_ids=tuple(item_ids),
+        error=str(error.get("message") or error.get("code")) if isinstance(error, dict) else None,
+    )

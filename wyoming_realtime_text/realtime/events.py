@@ -1,0 +1,116 @@
+"""The small vocabulary the rest of the server hears from a Realtime session.
+
+Both dialects (and compatible servers) are folded into these events by `dialect.parse`, so
+nothing above `realtime/` knows event names, JSON shapes or that audio ever existed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    """The server's confirmation of our session.update, with what it says it will output."""
+
+    modalities: tuple[str, ...]
+
+    @property
+    def text_only(self) -> bool:
+        return self.modalities == ("text",)
+
+
+@dataclass(frozen=True, slots=True)
+class InputCommitted:
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptDelta:
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptDone:
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptFailed:
+    item_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Answer text; `from_audio` when it is the transcript of an audio part we never play."""
+
+    response_id: str
+    text: str
+    from_audio: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TextDone:
+    response_id: str
+    text: str
+    from_audio: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """End of a response; `text` is what its output items carried (text or audio transcript)."""
+
+    response_id: str
+    status: str
+    reason: str | None
+    text: str
+    item_ids: tuple[str, ...]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamError:
+    code: str
+    message: str
+
+    @property
+    def fatal(self) -> bool:
+        """Errors that no retry can fix: the key or the account is wrong."""
+        return self.code in FATAL_CODES
+
+
+FATAL_CODES = frozenset({"invalid_api_key", "insufficient_quota", "account_deactivated"})
+
+RealtimeEvent = (
+    SessionUpdated
+    | InputCommitted
+    | InputTranscriptDelta
+    | InputTranscriptDone
+    | InputTranscriptFailed
+    | ResponseCreated
+    | TextDelta
+    | TextDone
+    | ResponseDone
+    | UpstreamError
+)
+
+
+class RealtimeError(Exception):
+    """The session cannot go on: failed to connect, closed, or refused us."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    @property
+    def fatal(self) -> bool:
+        return self.code in FATAL_CODES or self.code in ("http_401", "http_403")

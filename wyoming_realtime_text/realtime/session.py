@@ -1,0 +1,209 @@
+"""One WebSocket to the Realtime API, configured for text only.
+
+This is where model audio stops: audio deltas are recognised from the first bytes of the
+raw message, counted and dropped without being parsed, decoded or kept. Everything above
+this module sees only text and a count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from .. import __version__
+from ..config import RealtimeSettings
+from .dialect import AUDIO_DELTA_TYPES, DIALECTS, parse, user_text_item
+from .events import RealtimeError, RealtimeEvent, SessionUpdated, UpstreamError
+
+_LOGGER = logging.getLogger(__name__)
+_TYPE_HEAD = re.compile(r'"type"\s*:\s*"([^"]+)"')
+_SECRET_QUERY = re.compile(r"(?i)((?:api[-_]?key|key|token)=)[^&]+")
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def session_url(settings: RealtimeSettings) -> str:
+    """The configured URL with ?model= added, unless it already names a model or deployment."""
+    parts = urlparse(settings.url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if settings.model and not any(k in ("model", "deployment") for k, _ in query):
+        query.append(("model", settings.model))
+    return urlunparse(parts._replace(query=urlencode(query)))
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may appear in logs: a key passed as a query parameter is hidden."""
+    return _SECRET_QUERY.sub(r"\1***", url)
+
+
+def auth_headers(settings: RealtimeSettings) -> dict[str, str]:
+    """Bearer for OpenAI and compatible servers, api-key for Azure (or as configured)."""
+    auth = settings.auth
+    if auth == "auto":
+        host = urlparse(settings.url).hostname or ""
+        auth = "api-key" if host.endswith(".azure.com") else "bearer"
+    if auth == "api-key":
+        return {"api-key": settings.api_key}
+    return {"Authorization": f"Bearer {settings.api_key}"}
+
+
+class RealtimeSession:
+    """A configured, text-only Realtime session: send requests, receive parsed events."""
+
+    def __init__(self, settings: RealtimeSettings, *, language: str | None = None) -> None:
+        self.settings = settings
+        self.dialect = DIALECTS[settings.dialect]
+        self.language = language
+        self.audio_deltas_dropped = 0
+        self.text_only_confirmed = False
+        self._ws: ClientConnection | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._ws is not None and self._ws.close_code is None
+
+    async def open(self) -> None:
+        """Connect, configure text-only and wait for the server to confirm it."""
+        url = session_url(self.settings)
+        headers = {**auth_headers(self.settings), **self.dialect.headers}
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                self._ws = await connect(
+                    url,
+                    additional_headers=headers,
+                    user_agent_header=f"wyoming-realtime-text/{__version__}",
+                    max_size=MAX_MESSAGE_BYTES,
+                    open_timeout=None,
+                )
+                _LOGGER.debug("Connected to %s (%s dialect)", redact_url(url), self.dialect.name)
+                await self.send(
+                    self.dialect.session_update(
+                        self.settings.instructions,
+                        self.settings.transcription_model,
+                        self.language,
+                        self.settings.max_output_tokens,
+                    )
+                )
+                await self._await_session_updated()
+        except InvalidStatus as err:
+            await self.close()
+            status = err.response.status_code
+            raise RealtimeError(f"http_{status}", _http_message(status)) from None
+        except TimeoutError:
+            await self.close()
+            raise RealtimeError(
+                "connect_timeout", "the Realtime API did not answer in time"
+            ) from None
+        except (OSError, WebSocketException) as err:
+            await self.close()
+            raise RealtimeError("connect_failed", f"cannot reach the Realtime API: {err}") from None
+        except RealtimeError:
+            await self.close()
+            raise
+
+    async def _await_session_updated(self) -> None:
+        while True:
+            event = await self.receive()
+            if isinstance(event, SessionUpdated):
+                self.text_only_confirmed = event.text_only
+                if not event.text_only:
+                    _LOGGER.warning(
+                        "The Realtime API did not confirm text-only output (it says %s); "
+                        "any audio it sends is dropped",
+                        list(event.modalities),
+                    )
+                return
+            if isinstance(event, UpstreamError):
+                if event.fatal:
+                    raise RealtimeError(event.code, event.message)
+                _LOGGER.warning(
+                    "The Realtime API rejected our session settings (%s: %s); check "
+                    "realtime.dialect matches the model. Audio it sends is dropped",
+                    event.code,
+                    event.message,
+                )
+                return
+
+    async def send(self, event: dict[str, Any]) -> None:
+        if self._ws is None:
+            raise RealtimeError("closed", "the Realtime session is not open")
+        try:
+            await self._ws.send(json.dumps(event, ensure_ascii=False))
+        except ConnectionClosed as err:
+            raise _closed_error(err) from None
+
+    async def append_audio(self, pcm16: bytes) -> None:
+        """Send pcm16 24 kHz mono audio of the user's speech."""
+        if pcm16:
+            audio = base64.b64encode(pcm16).decode("ascii")
+            await self.send({"type": "input_audio_buffer.append", "audio": audio})
+
+    async def commit(self) -> None:
+        await self.send({"type": "input_audio_buffer.commit"})
+
+    async def create_response(self) -> None:
+        await self.send(self.dialect.response_create(self.settings.max_output_tokens))
+
+    async def add_user_text(self, text: str) -> None:
+        await self.send(user_text_item(text))
+
+    async def cancel_response(self) -> None:
+        await self.send({"type": "response.cancel"})
+
+    async def delete_item(self, item_id: str) -> None:
+        await self.send({"type": "conversation.item.delete", "item_id": item_id})
+
+    async def receive(self) -> RealtimeEvent:
+        """The next event we care about; raises RealtimeError when the session ends."""
+        if self._ws is None:
+            raise RealtimeError("closed", "the Realtime session is not open")
+        while True:
+            try:
+                message = await self._ws.recv()
+            except ConnectionClosed as err:
+                raise _closed_error(err) from None
+            if isinstance(message, bytes):
+                continue
+            head = _TYPE_HEAD.search(message, 0, 256)
+            kind = head.group(1) if head else ""
+            if kind in AUDIO_DELTA_TYPES:
+                self.audio_deltas_dropped += 1
+                continue
+            try:
+                data = json.loads(message)
+            except ValueError:
+                _LOGGER.warning("Ignoring a message from the Realtime API that is not JSON")
+                continue
+            event = parse(data) if isinstance(data, dict) else None
+            if event is not None:
+                _LOGGER.debug("Realtime event %s", kind)
+                return event
+
+    async def close(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                async with asyncio.timeout(2):
+                    await ws.close()
+            except (TimeoutError, OSError, WebSocketException):
+                pass
+
+
+def _http_message(status: int) -> str:
+    if status in (401, 403):
+        return f"the Realtime API refused the API key (HTTP {status}); check realtime.api_key"
+    return f"the Realtime API answered HTTP {status}"
+
+
+def _closed_error(err: ConnectionClosed) -> RealtimeError:
+    frame = err.rcvd
+    code = frame.code if frame else 1006
+    reason = frame.reason if frame and frame.reason else "connection lost"
+    return RealtimeError("closed", f"the Realtime API closed the session ({code}: {reason})")
