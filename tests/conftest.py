@@ -1,0 +1,43 @@
+"""Fixtures: one simulator and one real server process per dialect, per test module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from harness import HomeAssistant, ServerProcess, server_config, start_server, stop_server
+
+from wyoming_realtime_text.simulator import RealtimeSimulator
+
+
+@pytest.fixture(scope="module", params=["ga", "beta"])
+def dialect(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sim() -> AsyncIterator[RealtimeSimulator]:
+    async with RealtimeSimulator(host="127.0.0.1", port=0) as simulator:
+        yield simulator
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(
+    sim: RealtimeSimulator, dialect: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp(f"server-{dialect}")
+    process = await start_server(tmp, server_config(sim.url, dialect))
+    yield process
+    assert await stop_server(process) == 0, process.log()
+
+
+@pytest.fixture(autouse=False)
+def server_log(server: ServerProcess) -> Iterator[ServerProcess]:
+    """Use in tests that should show the server's log when they fail."""
+    yield server
+
+
+@pytest.fixture
+def ha(server: ServerProcess) -> HomeAssistant:
+    return HomeAssistant(server.uri)

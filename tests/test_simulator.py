@@ -1,0 +1,641 @@
+"""The simulated Realtime server, driven by plain websockets clients (no project client)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
+
+pytestmark = pytest.mark.timeout(15)
+
+DIALECTS = ["beta", "ga"]
+TEXT_ONLY: dict[str, dict[str, Any]] = {
+    "beta": {"modalities": ["text"], "turn_detection": None},
+    "ga": {"type": "realtime", "output_modalities": ["text"]},
+}
+WITH_TRANSCRIPTION: dict[str, dict[str, Any]] = {
+    "beta": {"input_audio_transcription": {"model": "whisper-1"}},
+    "ga": {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}},
+}
+AUDIO_DELTA = {"beta": "response.audio.delta", "ga": "response.output_audio.delta"}
+TRANSCRIPT_DELTA = {
+    "beta": "response.audio_transcript.delta",
+    "ga": "response.output_audio_transcript.delta",
+}
+TEXT_DELTA = {"beta": "response.text.delta", "ga": "response.output_text.delta"}
+ITEM_ADDED = {"beta": "conversation.item.created", "ga": "conversation.item.added"}
+FORUM_TRANSCRIPT = (
+    "こんばんは!本当ですね。これだけ一緒にいると、忙しい日々でもこうやって会える時間が、本当に特別"
+)
+FORUM_INPUT = "こんばんは、だいぶ涼しくなってきたね\n"
+
+
+def pcm(ms: int) -> bytes:
+    """`ms` of 24 kHz pcm16 (non-silent so a dropped byte would show)."""
+    return b"\x01\x02" * (24 * ms)
+
+
+async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None:
+    """Wait until `condition()` holds (server-side state trails the client's view)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.01)
+
+
+class Client:
+    """A websockets client that keeps every server event it received."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+
+    async def send(self, etype: str, **fields: Any) -> None:
+        await self.ws.send(json.dumps({"type": etype, **fields}))
+
+    async def append(self, audio: bytes) -> None:
+        await self.send("input_audio_buffer.append", audio=base64.b64encode(audio).decode())
+
+    async def recv(self, within: float = 3.0) -> dict[str, Any]:
+        event = json.loads(await asyncio.wait_for(self.ws.recv(), within))
+        self.events.append(event)
+        return event
+
+    async def until(self, etype: str, within: float = 3.0) -> dict[str, Any]:
+        while True:
+            event = await self.recv(within)
+            if event["type"] == etype:
+                return event
+
+    async def nothing_for(self, seconds: float) -> bool:
+        try:
+            await self.recv(seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    async def update(self, session: dict[str, Any]) -> dict[str, Any]:
+        await self.send("session.update", session=session)
+        event = await self.recv()
+        assert event["type"] == "session.updated", event
+        return event["session"]
+
+    async def say(self, text: str) -> None:
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        await self.send("conversation.item.create", item=item)
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+    def of(self, etype: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == etype]
+
+
+@asynccontextmanager
+async def client(
+    sim: RealtimeSimulator, dialect: str = "ga", key: str = "sk-test", path: str = "/v1/realtime"
+) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if dialect == "beta":
+        headers["OpenAI-Beta"] = "realtime=v1"
+    url = sim.url.replace("/v1/realtime", path) + "?model=test-model"
+    async with connect(url, additional_headers=headers) as ws:
+        c = Client(ws)
+        assert (await c.recv())["type"] == "session.created"
+        yield c
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[RealtimeSimulator]:
+    async with RealtimeSimulator() as server:
+        yield server
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_session_created_has_dialect_defaults(sim: RealtimeSimulator, dialect: str) -> None:
+    async with client(sim, dialect) as c:
+        session = c.events[0]["session"]
+        conn = sim.connections[0]
+        assert conn.dialect == dialect
+        assert conn.query == {"model": "test-model"}
+        assert conn.headers["Authorization"] == "Bearer sk-test"
+        assert conn.session == session
+        assert session["model"] == "test-model" and session["id"].startswith("sess_")
+        vad = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300}
+        if dialect == "beta":
+            assert sorted(session["modalities"]) == ["audio", "text"]
+            assert session["input_audio_format"] == "pcm16"
+            assert session["input_audio_transcription"] is None
+            assert session["voice"] == "alloy"
+            turn = session["turn_detection"]
+        else:
+            assert session["type"] == "realtime" and session["object"] == "realtime.session"
+            assert session["output_modalities"] == ["audio"]
+            audio_in = session["audio"]["input"]
+            assert audio_in["format"] == {"type": "audio/pcm", "rate": 24000}
+            assert audio_in["transcription"] is None
+            assert session["audio"]["output"]["voice"] == "alloy"
+            turn = audio_in["turn_detection"]
+        assert turn.items() >= vad.items() and turn["silence_duration_ms"] == 200
+
+
+@pytest.mark.parametrize(
+    ("dialect", "update", "param"),
+    [
+        ("beta", TEXT_ONLY["ga"], "session.type"),
+        ("ga", {"type": "realtime", "modalities": ["text"]}, "session.modalities"),
+        ("ga", {"type": "realtime", "audio": {"input": {"bogus": 1}}}, "session.audio.input.bogus"),
+    ],
+)
+async def test_wrong_dialect_update_is_rejected_and_audio_follows(
+    sim: RealtimeSimulator, dialect: str, update: dict[str, Any], param: str
+) -> None:
+    async with client(sim, dialect) as c:
+        defaults = sim.connections[0].session
+        await c.send("session.update", session=update, event_id="evt_client_1")
+        error = await c.recv()
+        assert error["type"] == "error" and error["event_id"].startswith("event_")
+        assert error["error"] == {
+            "type": "invalid_request_error",
+            "code": "unknown_parameter",
+            "message": f"Unknown parameter: '{param}'.",
+            "param": param,
+            "event_id": "evt_client_1",
+        }
+        assert sim.connections[0].session == defaults  # the whole update was dropped
+        await c.say("hello")
+        await c.send("response.create")
+        await c.until("response.done")
+        types = c.types()
+        assert AUDIO_DELTA[dialect] in types and TRANSCRIPT_DELTA[dialect] in types
+        assert TEXT_DELTA[dialect] not in types
+
+
+async def test_ga_update_without_type_is_rejected(sim: RealtimeSimulator) -> None:
+    async with client(sim, "ga") as c:
+        await c.send("session.update", session=TEXT_ONLY["beta"])
+        error = (await c.recv())["error"]
+        assert error["code"] == "missing_required_parameter"
+        assert error["message"] == "Missing required parameter: 'session.type'."
+        await c.send(
+            "session.update", session={"type": "realtime", "output_modalities": ["text", "audio"]}
+        )
+        assert (await c.recv())["error"]["code"] == "invalid_value"
+        assert sim.connections[0].session["output_modalities"] == ["audio"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_text_only_is_obeyed(sim: RealtimeSimulator, dialect: str) -> None:
+    async with client(sim, dialect) as c:
+        session = await c.update(TEXT_ONLY[dialect])
+        assert session[{"beta": "modalities", "ga": "output_modalities"}[dialect]] == ["text"]
+        await c.say("what time is it")
+        await c.send("response.create")
+        done = await c.until("response.done")
+        assert not [t for t in c.types() if "audio" in t]
+        text = "".join(e["delta"] for e in c.of(TEXT_DELTA[dialect]))
+        assert "what time is it" in text and len(c.of(TEXT_DELTA[dialect])) > 1
+        assert c.of("response.content_part.added")[0]["part"]["type"] == "text"
+        content = done["response"]["output"][0]["content"][0]
+        assert content == {"type": {"beta": "text", "ga": "output_text"}[dialect], "text": text}
+        assert done["response"]["status"] == "completed"
+
+
+async def test_short_commit_is_rejected_and_long_commit_recorded(sim: RealtimeSimulator) -> None:
+    async with client(sim, "beta") as c:
+        await c.append(pcm(99))
+        await c.send("input_audio_buffer.commit")
+        assert (await c.recv())["error"]["code"] == "input_audio_buffer_commit_empty"
+        assert sim.connections[0].commits == []
+        await c.send("input_audio_buffer.clear")
+        assert (await c.recv())["type"] == "input_audio_buffer.cleared"
+        first, second = pcm(60), pcm(80)[::-1]
+        await c.append(first)
+        await c.append(second)
+        await c.send("input_audio_buffer.commit")
+        committed = await c.recv()
+        assert committed["type"] == "input_audio_buffer.committed"
+        created = await c.recv()
+        assert created["type"] == "conversation.item.created"
+        assert created["item"]["id"] == committed["item_id"]
+        assert created["item"]["content"] == [{"type": "input_audio", "transcript": None}]
+        assert sim.connections[0].commits == [first + second]
+        assert await c.nothing_for(0.2)  # no transcription configured: none comes
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_transcription_arrives_for_the_committed_item(
+    sim: RealtimeSimulator, dialect: str
+) -> None:
+    sim.scenario = Scenario(transcript=lambda audio: f"heard {len(audio)} bytes")
+    async with client(sim, dialect) as c:
+        await c.update(WITH_TRANSCRIPTION[dialect])
+        await c.append(pcm(200))
+        await c.send("input_audio_buffer.commit")
+        committed = await c.until("input_audio_buffer.committed")
+        done = await c.until("conversation.item.input_audio_transcription.completed")
+        assert done["transcript"] == "heard 9600 bytes"
+        assert done["item_id"] == committed["item_id"] and done["content_index"] == 0
+        deltas = c.of("conversation.item.input_audio_transcription.delta")
+        assert "".join(d["delta"] for d in deltas) == "heard 9600 bytes"
+        if dialect == "ga":
+            at = c.types().index("input_audio_buffer.committed")
+            assert c.types()[at + 1 : at + 3] == [
+                "conversation.item.added",
+                "conversation.item.done",
+            ]
+
+
+async def test_transcription_failure(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(transcription_fails=True)
+    async with client(sim, "ga") as c:
+        await c.update(WITH_TRANSCRIPTION["ga"])
+        await c.append(pcm(150))
+        await c.send("input_audio_buffer.commit")
+        failed = await c.until("conversation.item.input_audio_transcription.failed")
+        assert failed["error"]["type"] and failed["item_id"].startswith("item_")
+        assert not c.of("conversation.item.input_audio_transcription.completed")
+
+
+async def test_transcription_is_independent_of_the_response(sim: RealtimeSimulator) -> None:
+    """Late transcription lands after response.done; early one before the first delta."""
+    async with client(sim, "ga") as c:
+        await c.update({**WITH_TRANSCRIPTION["ga"], "output_modalities": ["text"]})
+        for late in (True, False):
+            sim.scenario = Scenario(
+                transcription_delay=0.3 if late else 0.0, first_token_delay=0.0 if late else 0.3
+            )
+            c.events.clear()
+            await c.append(pcm(150))
+            await c.send("input_audio_buffer.commit")
+            await c.send("response.create")
+            await c.until("response.done")
+            if late:
+                await c.until("conversation.item.input_audio_transcription.completed")
+            types = c.types()
+            done_at = types.index("conversation.item.input_audio_transcription.completed")
+            first_delta = types.index(TEXT_DELTA["ga"])
+            assert (done_at > types.index("response.done")) is late
+            assert (done_at < first_delta) is not late
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_response_create_overrides_modalities(sim: RealtimeSimulator, dialect: str) -> None:
+    key = {"beta": "modalities", "ga": "output_modalities"}[dialect]
+    async with client(sim, dialect) as c:
+        await c.say("hi")
+        await c.send("response.create", response={key: ["text"]})
+        done = await c.until("response.done")
+        assert c.of(TEXT_DELTA[dialect]) and not c.of(AUDIO_DELTA[dialect])
+        assert done["response"][key] == ["text"]
+        wrong = {"beta": "output_modalities", "ga": "modalities"}[dialect]
+        await c.send("response.create", response={wrong: ["text"]})
+        error = (await c.until("error"))["error"]
+        assert (error["code"], error["param"]) == ("unknown_parameter", f"response.{wrong}")
+        assert await c.nothing_for(0.2)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_audio_despite_text(sim: RealtimeSimulator, dialect: str) -> None:
+    sim.scenario = Scenario(mode="audio_despite_text", reply="Sure, the light is on now.")
+    async with client(sim, dialect) as c:
+        await c.update(TEXT_ONLY[dialect])
+        await c.say("light on")
+        key = {"beta": "modalities", "ga": "output_modalities"}[dialect]
+        await c.send("response.create", response={key: ["text"]})
+        done = await c.until("response.done")
+        audio = c.of(AUDIO_DELTA[dialect])
+        assert audio and all(len(base64.b64decode(a["delta"])) >= 4800 for a in audio)
+        transcript = "".join(e["delta"] for e in c.of(TRANSCRIPT_DELTA[dialect]))
+        assert transcript == "Sure, the light is on now."
+        assert not c.of(TEXT_DELTA[dialect])
+        assert c.of("response.content_part.added")[0]["part"]["type"] == "audio"
+        content = done["response"]["output"][0]["content"][0]
+        assert content["type"] == {"beta": "audio", "ga": "output_audio"}[dialect]
+        assert content["transcript"] == transcript
+
+
+def _fixture_types(phase: str) -> list[str]:
+    text = resources.files("wyoming_realtime_text.simulator").joinpath("forum_replay.jsonl")
+    rows = [json.loads(line) for line in text.read_text(encoding="utf-8").splitlines()]
+    return [r["event"]["type"] for r in rows if r["phase"] == phase]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_forum_replay_reproduces_the_log(sim: RealtimeSimulator, dialect: str) -> None:
+    sim.scenario = Scenario(mode="forum_replay")
+    async with client(sim, dialect) as c:
+        session = await c.update(TEXT_ONLY[dialect])
+        assert session[{"beta": "modalities", "ga": "output_modalities"}[dialect]] == ["text"]
+        c.events.clear()
+        await c.append(pcm(300))
+        await c.send("input_audio_buffer.commit")
+        await c.send("response.create")
+        done = await c.until("response.done")
+        audio = [len(base64.b64decode(e["delta"])) for e in c.of(AUDIO_DELTA[dialect])]
+        assert audio == [6400, 9600] + [16000] * 21
+        transcript = "".join(e["delta"] for e in c.of(TRANSCRIPT_DELTA[dialect]))
+        assert transcript == FORUM_TRANSCRIPT
+        assert (
+            c.of(TRANSCRIPT_DELTA[dialect].replace("delta", "done"))[0]["transcript"] == transcript
+        )
+        response = done["response"]
+        assert response["status"] == "incomplete"
+        assert response["status_details"] == {"type": "incomplete", "reason": "content_filter"}
+        assert response["output"][0]["content"][0]["transcript"] == transcript
+        heard = c.of("conversation.item.input_audio_transcription.completed")
+        assert [e["transcript"] for e in heard] == [FORUM_INPUT]
+        types = c.types()
+        # The transcription interleaves with the response, after the 4th audio delta.
+        audio_at = [i for i, t in enumerate(types) if t == AUDIO_DELTA[dialect]]
+        assert audio_at[3] < types.index(heard[0]["type"]) < audio_at[4]
+        committed = c.of("input_audio_buffer.committed")[0]
+        assert heard[0]["item_id"] == committed["item_id"] != "item_AJJxpun3jL9lWgPjKRQM3"
+        resp_id = c.of("response.created")[0]["response"]["id"]
+        assert resp_id != "resp_AJJxpEsVtBnqrXeioYoaC"
+        assert {e["response_id"] for e in c.of(AUDIO_DELTA[dialect])} == {resp_id}
+        expected = _fixture_types("commit") + _fixture_types("response")
+        if dialect == "beta":
+            assert types == expected
+        else:
+            assert not set(types) & {"conversation.item.created", "response.audio.delta"}
+            assert types.count("rate_limits.updated") == 1
+            assert types.count("conversation.item.done") == 2
+            assert response["output"][0]["content"][0]["type"] == "output_audio"
+
+
+async def test_cut_after_ends_incomplete_with_the_text_so_far(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(reply="one two three four five six seven eight", cut_after=2)
+    async with client(sim, "ga") as c:
+        await c.update(TEXT_ONLY["ga"])
+        await c.send("response.create")
+        done = await c.until("response.done")
+        deltas = c.of(TEXT_DELTA["ga"])
+        assert len(deltas) == 2
+        text = "".join(d["delta"] for d in deltas)
+        assert c.of("response.output_text.done")[0]["text"] == text == "one two three four"
+        assert done["response"]["status"] == "incomplete"
+        assert done["response"]["status_details"]["reason"] == "content_filter"
+        assert done["response"]["output"][0]["content"][0]["text"] == text
+
+
+@pytest.mark.parametrize(
+    ("code", "etype"),
+    [
+        ("server_error", "server_error"),
+        ("rate_limit_exceeded", "requests"),
+        ("insufficient_quota", "insufficient_quota"),
+    ],
+)
+async def test_error_code_answers_response_create(
+    sim: RealtimeSimulator, code: str, etype: str
+) -> None:
+    sim.scenario = Scenario(error_code=code)
+    async with client(sim, "beta") as c:
+        await c.send("response.create")
+        error = await c.recv()
+        assert error["type"] == "error"
+        assert (error["error"]["code"], error["error"]["type"]) == (code, etype)
+        assert await c.nothing_for(0.2)
+        sim.scenario = Scenario(error_code=code, error_delivery="response_failed")
+        await c.send("response.create")
+        done = await c.until("response.done")
+        assert done["response"]["status"] == "failed"
+        assert done["response"]["status_details"]["error"]["code"] == code
+        sim.scenario = Scenario()
+        await c.send("response.create")
+        assert (await c.until("response.done"))["response"]["status"] == "completed"
+
+
+async def test_disconnect_after_drops_without_close_frame(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(reply="a b c d e f g h", disconnect_after=2)
+    async with client(sim, "ga") as c:
+        await c.send("response.create")
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await c.recv()
+        assert info.value.rcvd is None  # no close frame: an abrupt TCP loss
+        assert len(c.of(TRANSCRIPT_DELTA["ga"])) == 2
+        assert "response.done" not in c.types()
+    await eventually(lambda: sim.connections[0].closed)
+
+
+async def test_session_expired_closes_with_1001(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(reply="a b c d e f", session_expired_after=1)
+    async with client(sim, "beta") as c:
+        await c.send("response.create")
+        error = await c.until("error")
+        assert error["error"]["code"] == "session_expired"
+        with pytest.raises(ConnectionClosed) as info:
+            await c.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+
+
+async def test_silent_response_cancel_and_active_response_error(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(silent=True)
+    async with client(sim, "ga") as c:
+        await c.send("response.create")
+        created = await c.recv()
+        assert created["type"] == "response.created"
+        assert await c.nothing_for(0.3)
+        await c.send("response.create")
+        error = (await c.recv())["error"]
+        assert error["code"] == "conversation_already_has_active_response"
+        assert created["response"]["id"] in error["message"]
+        await c.send("response.cancel")
+        done = await c.until("response.done")
+        assert done["response"]["status"] == "cancelled"
+        assert done["response"]["status_details"] == {
+            "type": "cancelled",
+            "reason": "client_cancelled",
+        }
+        await c.send("response.cancel")
+        assert (await c.until("error"))["error"]["code"] == "response_cancel_not_active"
+
+
+async def test_cancel_mid_response_keeps_partial_text(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(reply="a b c d e f g h i j", delta_delay=0.1)
+    async with client(sim, "beta") as c:
+        await c.update(TEXT_ONLY["beta"])
+        await c.send("response.create")
+        await c.until(TEXT_DELTA["beta"])
+        await c.send("response.cancel")
+        done = await c.until("response.done")
+        assert done["response"]["status"] == "cancelled"
+        text = "".join(e["delta"] for e in c.of(TEXT_DELTA["beta"]))
+        assert text != "a b c d e f g h i j"
+        assert done["response"]["output"][0]["content"][0]["text"] == text
+
+
+async def test_cancel_without_response_is_an_error(sim: RealtimeSimulator) -> None:
+    async with client(sim, "ga") as c:
+        await c.send("response.cancel", event_id="evt_9")
+        error = (await c.recv())["error"]
+        assert (error["code"], error["event_id"]) == ("response_cancel_not_active", "evt_9")
+
+
+@pytest.mark.parametrize("status", [401, 503])
+async def test_reject_handshake(sim: RealtimeSimulator, status: int) -> None:
+    sim.scenario = Scenario(reject_handshake=status)
+    with pytest.raises(InvalidStatus) as info:
+        async with client(sim):
+            pass
+    assert info.value.response.status_code == status
+    assert sim.connections == []
+
+
+async def test_paths_and_http_auth() -> None:
+    async with RealtimeSimulator(api_key="sk-right") as sim:
+        with pytest.raises(InvalidStatus) as info:
+            async with client(sim, key="sk-wrong"):
+                pass
+        assert info.value.response.status_code == 401
+        with pytest.raises(InvalidStatus) as info:
+            async with client(sim, key="sk-right", path="/v1/elsewhere"):
+                pass
+        assert info.value.response.status_code == 404
+        url = sim.url.replace("/v1/realtime", "/openai/v1/realtime") + "?model=my-deployment"
+        async with connect(url, additional_headers={"api-key": "sk-right"}) as ws:
+            created = json.loads(await ws.recv())
+            assert created["session"]["model"] == "my-deployment"
+        async with client(sim, "beta", key="sk-right", path="/openai/realtime"):
+            pass
+
+
+async def test_auth_failure_as_event() -> None:
+    async with RealtimeSimulator(
+        api_key="sk-right", scenario=Scenario(auth_failure="event")
+    ) as sim:
+        headers = {"Authorization": "Bearer sk-wrong"}
+        async with connect(sim.url + "?model=m", additional_headers=headers) as ws:
+            error = json.loads(await ws.recv())
+            assert error["type"] == "error" and error["error"]["code"] == "invalid_api_key"
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 3000
+        await eventually(lambda: sim.connections[0].closed)
+
+
+async def test_handshake_and_first_token_delays_are_measurable(sim: RealtimeSimulator) -> None:
+    start = time.monotonic()
+    async with client(sim):
+        fast = time.monotonic() - start
+    sim.scenario = Scenario(handshake_delay=0.4, first_token_delay=0.3)
+    start = time.monotonic()
+    async with client(sim) as c:
+        assert time.monotonic() - start >= 0.4 > fast
+        await c.send("response.create")
+        await c.until("response.created")
+        created_at = time.monotonic()
+        await c.until(TRANSCRIPT_DELTA["ga"])
+        assert time.monotonic() - created_at >= 0.25
+
+
+async def test_bad_input_gets_errors_and_the_connection_survives(sim: RealtimeSimulator) -> None:
+    async with client(sim, "ga") as c:
+        await c.ws.send("not json")
+        assert (await c.recv())["error"]["code"] == "invalid_json"
+        await c.ws.send(b"\x00\x01")
+        assert (await c.recv())["error"]["code"] == "invalid_event"
+        await c.send("nope", event_id="evt_x")
+        error = (await c.recv())["error"]
+        assert (error["code"], error["param"], error["event_id"]) == (
+            "invalid_value",
+            "type",
+            "evt_x",
+        )
+        await c.send("conversation.item.delete", item_id="item_missing")
+        assert (await c.recv())["type"] == "error"
+        await c.say("keep me")
+        added = await c.until("conversation.item.added")
+        await c.send("conversation.item.delete", item_id=added["item"]["id"])
+        assert (await c.until("conversation.item.deleted"))["item_id"] == added["item"]["id"]
+        await c.update({"type": "realtime", "instructions": "be brief"})
+    conn = sim.connections[0]
+    assert sim.received_types() == [
+        "nope",
+        "conversation.item.delete",
+        "conversation.item.create",
+        "conversation.item.delete",
+        "session.update",
+    ]
+    directions = {d for _, d, _ in conn.log}
+    assert directions == {"in", "out"}
+    times = [t for t, _, _ in conn.log]
+    assert times == sorted(times) and conn.session["instructions"] == "be brief"
+
+
+async def test_stop_closes_connections_and_leaves_no_task() -> None:
+    before = asyncio.all_tasks()
+    sim = RealtimeSimulator(scenario=Scenario(silent=True, transcription_delay=30))
+    await sim.start()
+    async with client(sim, "beta") as c:
+        await c.update(WITH_TRANSCRIPTION["beta"])
+        await c.append(pcm(200))
+        await c.send("input_audio_buffer.commit")
+        await c.send("response.create")
+        await c.until("response.created")
+        await sim.stop()
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await c.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+    await asyncio.sleep(0)
+    assert sim.connections[0].closed
+    leftover = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+    assert [t for t in leftover if not t.done()] == []
+
+
+async def test_stop_does_not_wait_for_a_delayed_handshake() -> None:
+    sim = RealtimeSimulator(scenario=Scenario(handshake_delay=10))
+    await sim.start()
+
+    async def attempt() -> None:
+        async with connect(sim.url + "?model=m"):
+            pass
+
+    task = asyncio.create_task(attempt())
+    await asyncio.sleep(0.2)
+    start = time.monotonic()
+    await sim.stop()
+    assert time.monotonic() - start < 1.0
+    with pytest.raises(InvalidStatus) as info:
+        await task
+    assert info.value.response.status_code == 503
+
+
+async def test_cli_prints_the_url_and_exits_zero_on_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "wyoming_realtime_text.simulator", "--port", "0", "--reply", "Hi."],
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        assert line.startswith("Simulated Realtime API listening on ws://127.0.0.1:")
+        url = line.split(" on ", 1)[1].strip()
+        async with connect(url + "?model=m") as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -1,0 +1,374 @@
+"""Protocol facts of the two OpenAI Realtime dialects, kept apart from the server logic.
+
+The dialect is chosen by the ``OpenAI-Beta: realtime=v1`` header, not by the model.
+Everything the simulator validates or emits that differs between beta and GA lives
+here, so a protocol correction is a one-line change in one place.
+
+Sources: the OpenAI API reference (beta and GA server/client events), the forum log
+packaged as ``forum_replay.jsonl`` (beta, 2024), and a public capture of live GA
+traffic (2025/26: part types, event order, error bodies, close codes).
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import string
+import time
+from typing import Any, Literal
+
+Dialect = Literal["beta", "ga"]
+
+SAMPLE_RATE = 24000
+BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # pcm16 mono
+MIN_COMMIT_BYTES = 100 * BYTES_PER_MS  # commits under 100 ms are rejected
+PATHS = ("/v1/realtime", "/openai/v1/realtime", "/openai/realtime")  # OpenAI, Azure GA, preview
+DEFAULT_MODEL: dict[Dialect, str] = {"beta": "gpt-4o-realtime-preview", "ga": "gpt-realtime"}
+SESSION_MINUTES: dict[Dialect, int] = {"beta": 30, "ga": 60}
+# Close code and reason the live GA server uses after an authentication error event.
+AUTH_CLOSE_CODE = 3000
+
+DEFAULT_INSTRUCTIONS = (
+    "Your knowledge cutoff is 2023-10. You are a helpful, witty, and friendly AI. Act like a "
+    "human, but remember that you aren't a human and that you can't do human things in the "
+    "real world."
+)
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    """An id shaped like the real ones (``event_``, ``item_``, ``resp_``, ``sess_`` + 21)."""
+    return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
+
+
+# --- event names --------------------------------------------------------------------
+
+# Logical event -> wire name. Only the names that differ are listed.
+EVENTS: dict[Dialect, dict[str, str]] = {
+    "beta": {
+        "item_added": "conversation.item.created",
+        "text_delta": "response.text.delta",
+        "text_done": "response.text.done",
+        "audio_delta": "response.audio.delta",
+        "audio_done": "response.audio.done",
+        "transcript_delta": "response.audio_transcript.delta",
+        "transcript_done": "response.audio_transcript.done",
+    },
+    "ga": {
+        "item_added": "conversation.item.added",
+        "text_delta": "response.output_text.delta",
+        "text_done": "response.output_text.done",
+        "audio_delta": "response.output_audio.delta",
+        "audio_done": "response.output_audio.done",
+        "transcript_delta": "response.output_audio_transcript.delta",
+        "transcript_done": "response.output_audio_transcript.done",
+    },
+}
+BETA_TO_GA = {EVENTS["beta"][k]: EVENTS["ga"][k] for k in EVENTS["beta"]}
+
+# Content type of an assistant *item's* content (output_item.*, conversation.item.*,
+# response.done output). GA renamed these to output_text / output_audio.
+ITEM_CONTENT: dict[Dialect, dict[str, str]] = {
+    "beta": {"text": "text", "audio": "audio"},
+    "ga": {"text": "output_text", "audio": "output_audio"},
+}
+# `part.type` in response.content_part.added/done: the GA reference enumerates only
+# "text" | "audio" and live GA traffic sends {"type": "text"}, so both dialects agree.
+PART_TYPE: dict[Dialect, dict[str, str]] = {
+    "beta": {"text": "text", "audio": "audio"},
+    "ga": {"text": "text", "audio": "audio"},
+}
+
+CLIENT_EVENTS = (
+    "session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "conversation.item.create",
+    "conversation.item.truncate",
+    "conversation.item.delete",
+    "conversation.item.retrieve",
+    "response.create",
+    "response.cancel",
+)
+
+# --- allowed keys -------------------------------------------------------------------
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+SESSION_KEYS: dict[Dialect, frozenset[str]] = {
+    "beta": _words(
+        "modalities instructions voice input_audio_format output_audio_format "
+        "input_audio_transcription turn_detection tools tool_choice temperature "
+        "max_response_output_tokens input_audio_noise_reduction speed tracing model"
+    ),
+    "ga": _words(
+        "type output_modalities instructions audio tools tool_choice max_output_tokens "
+        "tracing truncation prompt include model"
+    ),
+}
+GA_AUDIO_KEYS: dict[str, frozenset[str]] = {
+    "": _words("input output"),
+    "input": _words("format transcription turn_detection noise_reduction"),
+    "output": _words("format voice speed"),
+}
+RESPONSE_KEYS: dict[Dialect, frozenset[str]] = {
+    "beta": _words(
+        "modalities instructions voice output_audio_format tools tool_choice temperature "
+        "max_response_output_tokens conversation metadata input"
+    ),
+    "ga": _words(
+        "output_modalities instructions audio tools tool_choice max_output_tokens "
+        "conversation metadata input prompt"
+    ),
+}
+MODALITY_KEY: dict[Dialect, str] = {"beta": "modalities", "ga": "output_modalities"}
+
+_VAD_DEFAULTS: dict[str, Any] = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 200,
+}
+_GA_VAD_EXTRA: dict[str, Any] = {
+    "idle_timeout_ms": None,
+    "create_response": True,
+    "interrupt_response": True,
+}
+
+
+def default_session(dialect: Dialect, model: str) -> dict[str, Any]:
+    """The session a fresh connection gets (echoed in ``session.created``).
+
+    Both defaults answer with AUDIO and have server VAD on: a client that never gets
+    its session.update accepted gets audio back.
+    """
+    expires = int(time.time()) + SESSION_MINUTES[dialect] * 60
+    if dialect == "beta":
+        return {
+            "id": new_id("sess"),
+            "object": "realtime.session",
+            "model": model,
+            "expires_at": expires,
+            "modalities": ["text", "audio"],
+            "instructions": DEFAULT_INSTRUCTIONS,
+            "voice": "alloy",
+            "turn_detection": dict(_VAD_DEFAULTS),
+            "input_audio_format": "pcm16",
+            "output_audio_format": "pcm16",
+            "input_audio_transcription": None,
+            "input_audio_noise_reduction": None,
+            "tool_choice": "auto",
+            "temperature": 0.8,
+            "max_response_output_tokens": "inf",
+            "speed": 1.0,
+            "tracing": None,
+            "tools": [],
+        }
+    pcm = {"type": "audio/pcm", "rate": SAMPLE_RATE}
+    return {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": new_id("sess"),
+        "model": model,
+        "output_modalities": ["audio"],
+        "instructions": DEFAULT_INSTRUCTIONS,
+        "tools": [],
+        "tool_choice": "auto",
+        "max_output_tokens": "inf",
+        "tracing": None,
+        "truncation": "auto",
+        "prompt": None,
+        "expires_at": expires,
+        "audio": {
+            "input": {
+                "format": dict(pcm),
+                "transcription": None,
+                "noise_reduction": None,
+                "turn_detection": {**_VAD_DEFAULTS, **_GA_VAD_EXTRA},
+            },
+            "output": {"format": dict(pcm), "voice": "alloy", "speed": 1.0},
+        },
+        "include": None,
+    }
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    """A client mistake the server answers with an ``error`` event."""
+
+    def __init__(self, code: str | None, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+# error.type per code where it differs from invalid_request_error (REST conventions;
+# the Realtime reference documents only the envelope, not the type per code).
+_ERROR_TYPES = {
+    "server_error": "server_error",
+    "insufficient_quota": "insufficient_quota",
+    "rate_limit_exceeded": "requests",
+}
+_ERROR_MESSAGES = {
+    "server_error": "The server had an error while processing your request. Sorry about that!",
+    "insufficient_quota": "You exceeded your current quota, please check your plan and "
+    "billing details.",
+    "rate_limit_exceeded": "Rate limit reached for requests. Please try again later.",
+}
+
+
+def error_type(code: str | None) -> str:
+    """The ``error.type`` that accompanies `code`."""
+    return _ERROR_TYPES.get(code or "", "invalid_request_error")
+
+
+def error_message(code: str) -> str:
+    """A plausible message for a fault-injected error code."""
+    return _ERROR_MESSAGES.get(code, f"Simulated error: {code}.")
+
+
+def error_body(
+    code: str | None, message: str, param: str | None = None, client_event_id: str | None = None
+) -> dict[str, Any]:
+    """The ``error`` object of an error event (the caller adds type/event_id)."""
+    return {
+        "type": error_type(code),
+        "code": code,
+        "message": message,
+        "param": param,
+        "event_id": client_event_id,
+    }
+
+
+# --- validation and merging ---------------------------------------------------------
+
+
+def _unknown(prefix: str, key: str) -> ProtocolError:
+    param = f"{prefix}.{key}"
+    return ProtocolError("unknown_parameter", f"Unknown parameter: '{param}'.", param)
+
+
+def _check_modalities(dialect: Dialect, value: Any, prefix: str) -> None:
+    param = f"{prefix}.{MODALITY_KEY[dialect]}"
+    ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if ok and dialect == "beta":
+        ok = sorted(value) in (["text"], ["audio", "text"])
+    elif ok:
+        ok = value in (["text"], ["audio"])
+    if not ok:
+        allowed = (
+            "['text'] and ['audio', 'text']" if dialect == "beta" else "['text'] and ['audio']"
+        )
+        raise ProtocolError(
+            "invalid_value",
+            f"Invalid modalities: {value!r}. Supported combinations are: {allowed}.",
+            param,
+        )
+
+
+def validate_session(dialect: Dialect, session: Any) -> None:
+    """Raise ProtocolError if the real server would reject this ``session.update``."""
+    if not isinstance(session, dict):
+        raise ProtocolError(
+            "invalid_type", "Invalid type for 'session': expected an object.", "session"
+        )
+    if dialect == "ga":
+        if "type" not in session:
+            raise ProtocolError(
+                "missing_required_parameter",
+                "Missing required parameter: 'session.type'.",
+                "session.type",
+            )
+        if session["type"] != "realtime":
+            raise ProtocolError(
+                "invalid_value",
+                f"Invalid value: {session['type']!r}. Supported values are: 'realtime'.",
+                "session.type",
+            )
+    for key in session:
+        if key not in SESSION_KEYS[dialect]:
+            raise _unknown("session", key)
+    if dialect == "ga" and isinstance(session.get("audio"), dict):
+        audio = session["audio"]
+        for key in audio:
+            if key not in GA_AUDIO_KEYS[""]:
+                raise _unknown("session.audio", key)
+        for sub in ("input", "output"):
+            for key in audio.get(sub) or {}:
+                if key not in GA_AUDIO_KEYS[sub]:
+                    raise _unknown(f"session.audio.{sub}", key)
+    if MODALITY_KEY[dialect] in session:
+        _check_modalities(dialect, session[MODALITY_KEY[dialect]], "session")
+
+
+def validate_response(dialect: Dialect, response: Any) -> None:
+    """Raise ProtocolError if ``response.create``'s ``response`` object is invalid."""
+    if response is None:
+        return
+    if not isinstance(response, dict):
+        raise ProtocolError(
+            "invalid_type", "Invalid type for 'response': expected an object.", "response"
+        )
+    for key in response:
+        if key not in RESPONSE_KEYS[dialect]:
+            raise _unknown("response", key)
+    if MODALITY_KEY[dialect] in response:
+        _check_modalities(dialect, response[MODALITY_KEY[dialect]], "response")
+
+
+def _fill_turn_detection(dialect: Dialect, value: Any) -> Any:
+    if isinstance(value, dict) and value.get("type", "server_vad") == "server_vad":
+        extra = _GA_VAD_EXTRA if dialect == "ga" else {}
+        return {**_VAD_DEFAULTS, **extra, **value}
+    return value
+
+
+def _fill_transcription(dialect: Dialect, value: Any) -> Any:
+    if dialect == "ga" and isinstance(value, dict):
+        return {"language": None, "prompt": None, **value}
+    return value
+
+
+def merge_session(
+    dialect: Dialect, current: dict[str, Any], update: dict[str, Any]
+) -> dict[str, Any]:
+    """The effective session after a *validated* update (only given fields change)."""
+    merged = copy.deepcopy(current)
+    for key, value in copy.deepcopy(update).items():
+        if dialect == "ga" and key == "audio" and isinstance(value, dict):
+            for sub in ("input", "output"):
+                merged["audio"][sub].update(value.get(sub) or {})
+        else:
+            merged[key] = value
+    if dialect == "beta":
+        merged["turn_detection"] = _fill_turn_detection(dialect, merged.get("turn_detection"))
+    else:
+        audio_in = merged["audio"]["input"]
+        audio_in["turn_detection"] = _fill_turn_detection(dialect, audio_in.get("turn_detection"))
+        audio_in["transcription"] = _fill_transcription(dialect, audio_in.get("transcription"))
+    return merged
+
+
+def session_modalities(dialect: Dialect, session: dict[str, Any]) -> list[str]:
+    """The session's output modalities."""
+    return list(session.get(MODALITY_KEY[dialect]) or [])
+
+
+def transcription_enabled(dialect: Dialect, session: dict[str, Any]) -> bool:
+    """Whether input audio transcription is configured on the session."""
+    if dialect == "beta":
+        return bool(session.get("input_audio_transcription"))
+    return bool(session["audio"]["input"].get("transcription"))
+
+
+def force_text_only(dialect: Dialect, session: dict[str, Any]) -> None:
+    """Make `session` text-only in place (forum_replay confirms text-only like the log)."""
+    session[MODALITY_KEY[dialect]] = ["text"]

@@ -1,0 +1,294 @@
+"""One model response: the event sequence from response.created to response.done.
+
+Runs as a task beside the connection's reader so that ``response.cancel`` (and any
+other client event) is handled mid-response, as on the real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import protocol as p
+from .scenario import Scenario
+
+if TYPE_CHECKING:
+    from .server import SimConnection
+
+
+def split_deltas(text: str, words: int = 2) -> list[str]:
+    """Cut `text` into small streaming pieces whose concatenation is exactly `text`.
+
+    Pieces carry their leading space (" there") like real deltas; text without spaces
+    (e.g. Japanese) is cut every three characters.
+    """
+    tokens = re.findall(r"\s*\S+", text)
+    if len(tokens) <= 1:
+        return [text[i : i + 3] for i in range(0, len(text), 3)]
+    tail = text[len("".join(tokens)) :]
+    pieces = ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
+    pieces[-1] += tail
+    return pieces
+
+
+def pcm_tone(n_bytes: int, freq: float = 440.0) -> bytes:
+    """`n_bytes` of quiet 24 kHz pcm16 sine: audio nobody should ever play."""
+    t = np.arange(n_bytes // 2) / p.SAMPLE_RATE
+    samples = (800 * np.sin(2 * np.pi * freq * t)).astype("<i2")
+    return samples.tobytes() + b"\0" * (n_bytes % 2)
+
+
+def b64_tone(n_bytes: int) -> str:
+    """Base64 of :func:`pcm_tone`, as carried by ``*.audio.delta``."""
+    return base64.b64encode(pcm_tone(n_bytes)).decode("ascii")
+
+
+def usage(text_tokens: int, audio_tokens: int) -> dict[str, Any]:
+    """A ``response.usage`` object in the shape the live API returns."""
+    inp = 120
+    return {
+        "total_tokens": inp + text_tokens + audio_tokens,
+        "input_tokens": inp,
+        "output_tokens": text_tokens + audio_tokens,
+        "input_token_details": {
+            "text_tokens": inp,
+            "audio_tokens": 0,
+            "image_tokens": 0,
+            "cached_tokens": 0,
+            "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+    }
+
+
+def status_details(status: str, reason: str | None) -> dict[str, Any] | None:
+    """``status_details`` for a finished response."""
+    if status == "completed":
+        return None
+    return {"type": status, "reason": reason}
+
+
+class ResponseRun:
+    """A single response; the connection allows one active at a time."""
+
+    def __init__(self, conn: SimConnection, params: dict[str, Any], scenario: Scenario) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self.params = params
+        self.scenario = scenario
+        self.id = p.new_id("resp")
+        self.deltas = 0  # text / audio-transcript deltas sent so far
+        self.done_sent = False
+        self._cancel = asyncio.Event()
+        self.write_conversation = params.get("conversation", "auto") != "none"
+        key = p.MODALITY_KEY[self.dialect]
+        self.modalities: list[str] = params.get(key) or p.session_modalities(
+            self.dialect, conn.session
+        )
+
+    def cancel(self) -> None:
+        """Ask the response to end as ``cancelled`` at its next step."""
+        self._cancel.set()
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True if a cancel arrived (now or meanwhile)."""
+        if self._cancel.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._cancel.wait(), max(seconds, 0.0))
+        except TimeoutError:
+            return False
+        return True
+
+    def response_object(
+        self, status: str, output: list[dict[str, Any]], details: Any = None, use: Any = None
+    ) -> dict[str, Any]:
+        """The ``response`` resource in this dialect's shape."""
+        session = self.conn.session
+        obj: dict[str, Any] = {
+            "object": "realtime.response",
+            "id": self.id,
+            "status": status,
+            "status_details": details,
+            "output": output,
+            "conversation_id": self.conn.conversation_id if self.write_conversation else None,
+        }
+        if self.dialect == "beta":
+            obj.update(
+                modalities=self.modalities,
+                voice=session.get("voice"),
+                output_audio_format=session.get("output_audio_format"),
+                temperature=session.get("temperature"),
+                max_output_tokens=session.get("max_response_output_tokens"),
+            )
+        else:
+            out = session["audio"]["output"]
+            obj.update(
+                output_modalities=self.modalities,
+                max_output_tokens=session.get("max_output_tokens"),
+                audio={"output": {"format": out["format"], "voice": out["voice"]}},
+            )
+        obj.update(usage=use, metadata=self.params.get("metadata"))
+        return obj
+
+    async def send_done(
+        self, status: str, reason: str | None, output: list[dict[str, Any]], use: Any
+    ) -> None:
+        """Send ``response.done`` (GA: then ``rate_limits.updated``, as observed live)."""
+        obj = self.response_object(status, output, status_details(status, reason), use)
+        self.done_sent = True
+        await self.conn.send({"type": "response.done", "response": obj})
+        if self.dialect == "ga":
+            await self.send_rate_limits()
+
+    async def send_rate_limits(self) -> None:
+        """A ``rate_limits.updated`` event with plausible numbers."""
+        limits = [
+            {"name": "requests", "limit": 10000, "remaining": 9999, "reset_seconds": 0.006},
+            {"name": "tokens", "limit": 2000000, "remaining": 1995112, "reset_seconds": 0.146},
+        ]
+        await self.conn.send({"type": "rate_limits.updated", "rate_limits": limits})
+
+    async def after_delta(self) -> bool:
+        """Apply the per-delta faults; True if the response must stop right here."""
+        self.deltas += 1
+        scenario = self.scenario
+        if scenario.disconnect_after is not None and self.deltas >= scenario.disconnect_after:
+            self.conn.drop()
+            return True
+        if (
+            scenario.session_expired_after is not None
+            and self.deltas >= scenario.session_expired_after
+        ):
+            await self.conn.expire()
+            return True
+        return False
+
+    def user_text(self) -> str:
+        """The user input this response answers: response.input text, else the last user item."""
+        texts = [
+            c.get("text", "")
+            for item in self.params.get("input") or []
+            if isinstance(item, dict)
+            for c in item.get("content") or []
+            if isinstance(c, dict) and c.get("type") == "input_text"
+        ]
+        return " ".join(texts) if texts else self.conn.last_user_text()
+
+    async def run(self) -> None:
+        """The whole response; faults and modes decide what is sent."""
+        scenario = self.scenario
+        if scenario.mode == "forum_replay" and not (scenario.silent or scenario.error_code):
+            from .replay import replay_response  # replay imports this module
+
+            await replay_response(self)
+            return
+        await self.conn.send(
+            {"type": "response.created", "response": self.response_object("in_progress", [])}
+        )
+        if scenario.error_code is not None:  # error_delivery == "response_failed"
+            code = scenario.error_code
+            error = {"type": p.error_type(code), "code": code, "message": p.error_message(code)}
+            obj = self.response_object("failed", [], {"type": "failed", "error": error}, None)
+            self.done_sent = True
+            await self.conn.send({"type": "response.done", "response": obj})
+            return
+        if scenario.silent:
+            await self._cancel.wait()
+            await self.send_done("cancelled", "client_cancelled", [], None)
+            return
+        if self.dialect == "beta":
+            await self.send_rate_limits()  # beta sent it right after response.created
+        audio = scenario.mode == "audio_despite_text" or "audio" in self.modalities
+        await self._generate("audio" if audio else "text")
+
+    async def _generate(self, kind: str) -> None:
+        conn, scenario, names = self.conn, self.scenario, p.EVENTS[self.dialect]
+        item_id = p.new_id("item")
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+        previous = conn.last_item_id
+        await conn.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": self.id,
+                "output_index": 0,
+                "item": item,
+            }
+        )
+        if self.write_conversation:
+            conn.remember_item(item)
+            await conn.send(
+                {"type": names["item_added"], "previous_item_id": previous, "item": item}
+            )
+        field = "transcript" if kind == "audio" else "text"
+        ids = {"response_id": self.id, "item_id": item_id, "output_index": 0, "content_index": 0}
+        part = {"type": p.PART_TYPE[self.dialect][kind], field: ""}
+        await conn.send({"type": "response.content_part.added", **ids, "part": part})
+
+        pieces = split_deltas(scenario.resolve_reply(self.user_text()))
+        produced, status, reason, audio_ms = "", "completed", None, 0
+        for i, piece in enumerate(pieces):
+            if await self.pause(scenario.delta_delay if i else scenario.first_token_delay):
+                status, reason = "cancelled", "client_cancelled"
+                break
+            if kind == "audio":
+                await conn.send({"type": names["transcript_delta"], **ids, "delta": piece})
+                ms = min(300, 100 * max(1, len(piece.split())))
+                audio_ms += ms
+                await conn.send(
+                    {"type": names["audio_delta"], **ids, "delta": b64_tone(ms * p.BYTES_PER_MS)}
+                )
+            else:
+                await conn.send({"type": names["text_delta"], **ids, "delta": piece})
+            produced += piece
+            if await self.after_delta():
+                return  # connection dropped or expired: no done events, like the real thing
+            cut = scenario.cut_after
+            if cut is not None and self.deltas >= cut and i < len(pieces) - 1:
+                status, reason = "incomplete", scenario.cut_reason
+                break
+
+        if kind == "audio":
+            await conn.send({"type": names["audio_done"], **ids})
+            await conn.send({"type": names["transcript_done"], **ids, "transcript": produced})
+        else:
+            await conn.send({"type": names["text_done"], **ids, "text": produced})
+        await conn.send(
+            {"type": "response.content_part.done", **ids, "part": {**part, field: produced}}
+        )
+        content = {"type": p.ITEM_CONTENT[self.dialect][kind], field: produced}
+        done_item = {
+            **item,
+            "status": "completed" if status == "completed" else "incomplete",
+            "content": [content],
+        }
+        if self.write_conversation:
+            conn.items[item_id] = done_item
+            if self.dialect == "ga":  # live GA order: conversation.item.done, then output_item.done
+                await conn.send(
+                    {
+                        "type": "conversation.item.done",
+                        "previous_item_id": previous,
+                        "item": done_item,
+                    }
+                )
+        await conn.send(
+            {
+                "type": "response.output_item.done",
+                "response_id": self.id,
+                "output_index": 0,
+                "item": done_item,
+            }
+        )
+        await self.send_done(status, reason, [done_item], usage(self.deltas, audio_ms // 50))

@@ -1,0 +1,77 @@
+"""What the simulated Realtime server does on the next connection, commit or response.
+
+A `Scenario` is plain mutable data so a test can swap it between turns
+(`sim.scenario = Scenario(...)`). The server reads it at the moment it needs a
+decision (upgrade, commit, response.create), never caches it, so a change takes
+effect on the next such event even on an open connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["obey", "audio_despite_text", "forum_replay"]
+AuthFailure = Literal["http", "event"]
+ErrorDelivery = Literal["event", "response_failed"]
+
+DEFAULT_TRANSCRIPT = "Turn on the kitchen light."
+
+
+@dataclass
+class Scenario:
+    """Behaviour of the simulator; every fault is off by default.
+
+    Modes:
+      * ``obey``: honour the effective output modalities (a text-only session gets
+        text parts; the default session gets audio, which is what a client sees
+        when its session.update was rejected).
+      * ``audio_despite_text``: always answer with an audio part, transcript and
+        audio deltas, whatever was requested (the forum-reported server bug).
+      * ``forum_replay``: replay the packaged forum log (``forum_replay.jsonl``).
+    """
+
+    mode: Mode = "obey"
+    # Assistant text. None: a deterministic default quoting the user's input.
+    # A callable gets the user's text (transcript or input_text) and returns the reply.
+    reply: str | Callable[[str], str] | None = None
+    # What input transcription "hears"; a callable gets the committed pcm16 bytes.
+    transcript: str | Callable[[bytes], str] = DEFAULT_TRANSCRIPT
+
+    # Timing faults (seconds).
+    first_token_delay: float = 0.0  # after response.content_part.added, before the 1st delta
+    delta_delay: float = 0.0  # between content deltas
+    handshake_delay: float = 0.0  # before answering the HTTP upgrade
+    transcription_delay: float = 0.0  # commit -> first transcription event
+
+    # Input transcription fails with conversation.item.input_audio_transcription.failed.
+    transcription_fails: bool = False
+
+    # Response faults. "Deltas" below count text / audio-transcript deltas only.
+    cut_after: int | None = None  # end the response `incomplete` after N deltas
+    cut_reason: str = "content_filter"  # status_details.reason for cut_after
+    error_code: str | None = None  # answer response.create with this error, no response
+    error_delivery: ErrorDelivery = "event"  # or as response.done status=failed
+    disconnect_after: int | None = None  # drop TCP after N deltas (no close frame)
+    session_expired_after: int | None = None  # `session_expired` error + close 1001
+    silent: bool = False  # response.created, then nothing until response.cancel
+
+    # Connection faults.
+    reject_handshake: int | None = None  # HTTP status for every upgrade (401/403/503...)
+    auth_failure: AuthFailure = "http"  # bad key: HTTP 401, or 101 + error event + close
+
+    def resolve_transcript(self, pcm: bytes) -> str:
+        """The text transcription reports for `pcm` (called once per commit)."""
+        if callable(self.transcript):
+            return self.transcript(pcm)
+        return self.transcript
+
+    def resolve_reply(self, user_text: str) -> str:
+        """The assistant's reply to `user_text` for generated (non-replay) responses."""
+        if self.reply is None:
+            said = user_text.strip().rstrip(".!?。")
+            return f"You said: {said}." if said else "Hello, how can I help?"
+        if callable(self.reply):
+            return self.reply(user_text)
+        return self.reply
