@@ -5,10 +5,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import FALLBACK, SECRET_KEY, HomeAssistant, ServerProcess, tone
+from harness import (
+    FALLBACK,
+    SECRET_KEY,
+    HomeAssistant,
+    ServerProcess,
+    server_config,
+    start_server,
+    stop_server,
+    tone,
+)
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
@@ -323,3 +333,23 @@ async def test_api_key_never_reaches_logs_or_clients(
     assert any(SECRET_KEY in h for h in header_keys), "the key is sent upstream as a header"
     assert not any(SECRET_KEY in str(c.query) for c in sim.connections)
     assert base64.b64encode(SECRET_KEY.encode()).decode() not in server.log()
+
+
+async def test_debug_logging_never_shows_the_key(
+    sim: RealtimeSimulator, dialect: str, tmp_path: Path
+) -> None:
+    debug_server = await start_server(tmp_path, server_config(sim.url, dialect), "--debug")
+    try:
+        ha = HomeAssistant(debug_server.uri)
+        said = unique("debug me")
+        sim.scenario = Scenario(transcript=said, reply="Debugging.")
+        await ha.stt(tone(0.5))
+        assert (await ha.converse(said))[0].text == "Debugging."
+        sim.scenario = Scenario(reject_handshake=401)
+        assert (await ha.converse("fail please"))[0].text == FALLBACK
+    finally:
+        await stop_server(debug_server)
+    log = debug_server.log()
+    assert "DEBUG" in log and "Realtime event" in log
+    assert SECRET_KEY not in log
+    assert SECRET_KEY[-8:] not in log

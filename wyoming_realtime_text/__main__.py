@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
-    if not args.debug:
-        logging.getLogger("websockets").setLevel(logging.WARNING)
+    # websockets logs request headers (the key among them) at DEBUG: never let it.
+    logging.getLogger("websockets").setLevel(logging.INFO if args.debug else logging.WARNING)
     overrides: dict[str, dict[str, Any]] = {}
     if args.uri:
         overrides["server"] = {"uri": args.uri}
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    redact_secret(settings.realtime.api_key)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(settings, use_simulator=args.simulator))
@@ -117,6 +118,27 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
 
 def _with_url(settings: Settings, url: str) -> Settings:
     return dataclasses.replace(settings, realtime=dataclasses.replace(settings.realtime, url=url))
+
+
+class _Redact(logging.Filter):
+    """Replaces the API key in every log line, whatever logger or argument carries it."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, "***"), None
+        return True
+
+
+def redact_secret(secret: str) -> None:
+    """Install the key filter on every root handler (defence in depth behind the code's care)."""
+    if len(secret) >= 4:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_Redact(secret))
 
 
 def run() -> None:
