@@ -41,7 +41,7 @@ def base_language(language: str | None) -> str | None:
     return language.split("-")[0].split("_")[0].lower() if language else None
 
 
-@dataclass
+@dataclass(eq=False)
 class Conversation:
     """One session and the turns it remembers."""
 
@@ -115,6 +115,7 @@ class Assistant:
         self.settings = settings
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
         self._parked: dict[str, list[_Parked]] = {}
+        self._unbound: set[Conversation] = set()  # spoken turns not yet parked or adopted
         self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -129,6 +130,7 @@ class Assistant:
             self._spawn(conversation.remember(turn))
             return turn
         conversation = Conversation(self.settings, base_language(language))
+        self._unbound.add(conversation)
         turn = await conversation.start(respond=respond)
         if respond:
             self._spawn(self._park(turn, conversation))
@@ -161,8 +163,9 @@ class Assistant:
             self._sweeper.cancel()
         parked = [p.conversation for entries in self._parked.values() for p in entries]
         self._parked.clear()
-        conversations = [*self.conversations.values(), *parked]
+        conversations = {*self.conversations.values(), *parked, *self._unbound}
         self.conversations.clear()
+        self._unbound.clear()
         await asyncio.gather(*(c.close() for c in conversations), return_exceptions=True)
         for task in list(self._background):
             task.cancel()
@@ -187,6 +190,7 @@ class Assistant:
 
     async def _park(self, turn: Turn, conversation: Conversation) -> None:
         transcript = await turn.transcript.wait()
+        self._unbound.discard(conversation)
         if not transcript.strip():
             await turn.cancel()
             await conversation.close()
@@ -206,6 +210,7 @@ class Assistant:
 
     async def _close_after(self, turn: Turn, conversation: Conversation) -> None:
         await turn.wait()
+        self._unbound.discard(conversation)
         await conversation.close()
 
     def _spawn(self, coro: object) -> None:

@@ -22,6 +22,7 @@ from .realtime.events import (
     InputTranscriptDelta,
     InputTranscriptDone,
     InputTranscriptFailed,
+    ItemAdded,
     RealtimeError,
     RealtimeEvent,
     ResponseCreated,
@@ -187,6 +188,9 @@ class Turn:
     def _handle(self, event: RealtimeEvent) -> None:
         if isinstance(event, InputCommitted):
             self.user_item_id = event.item_id
+        elif isinstance(event, ItemAdded):
+            if event.role == "user" and self.user_item_id is None:
+                self.user_item_id = event.item_id
         elif isinstance(event, InputTranscriptDelta):
             self.transcript.push(event.text)
         elif isinstance(event, InputTranscriptDone):

@@ -15,6 +15,7 @@ from .events import (
     InputTranscriptDelta,
     InputTranscriptDone,
     InputTranscriptFailed,
+    ItemAdded,
     RealtimeEvent,
     ResponseCreated,
     ResponseDone,
@@ -131,6 +132,9 @@ def parse(event: dict[str, Any]) -> RealtimeEvent | None:
             error = event.get("error") or {}
             return InputTranscriptFailed(item_id, str(error.get("message") or error))
         return None
+    if kind in ("conversation.item.created", "conversation.item.added"):
+        item = event.get("item") or {}
+        return ItemAdded(str(item.get("id", "")), str(item.get("role", "")))
     if kind == "input_audio_buffer.committed":
         return InputCommitted(str(event.get("item_id", "")))
     if kind == "response.created":

@@ -26,6 +26,14 @@ class InputCommitted:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemAdded:
+    """An item joined the conversation (our typed message, the user's audio, an answer)."""
+
+    item_id: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
 class InputTranscriptDelta:
     item_id: str
     text: str
@@ -92,6 +100,7 @@ FATAL_CODES = frozenset({"invalid_api_key", "insufficient_quota", "account_deact
 RealtimeEvent = (
     SessionUpdated
     | InputCommitted
+    | ItemAdded
     | InputTranscriptDelta
     | InputTranscriptDone
     | InputTranscriptFailed

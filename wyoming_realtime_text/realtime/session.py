@@ -73,6 +73,7 @@ class RealtimeSession:
         """Connect, configure text-only and wait for the server to confirm it."""
         url = session_url(self.settings)
         headers = {**auth_headers(self.settings), **self.dialect.headers}
+        opened = False
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
                 self._ws = await connect(
@@ -92,21 +93,18 @@ class RealtimeSession:
                     )
                 )
                 await self._await_session_updated()
+            opened = True
         except InvalidStatus as err:
-            await self.close()
             status = err.response.status_code
             raise RealtimeError(f"http_{status}", _http_message(status)) from None
         except TimeoutError:
-            await self.close()
-            raise RealtimeError(
-                "connect_timeout", "the Realtime API did not answer in time"
-            ) from None
+            message = "the Realtime API did not answer in time"
+            raise RealtimeError("connect_timeout", message) from None
         except (OSError, WebSocketException) as err:
-            await self.close()
             raise RealtimeError("connect_failed", f"cannot reach the Realtime API: {err}") from None
-        except RealtimeError:
-            await self.close()
-            raise
+        finally:
+            if not opened:  # failed or cancelled half-way: never leave a socket behind
+                await asyncio.shield(self.close())
 
     async def _await_session_updated(self) -> None:
         while True:

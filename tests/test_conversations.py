@@ -1,0 +1,166 @@
+"""The conversation layer in-process against the simulator: history bounds, expiry, claims."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from harness import tone
+
+from wyoming_realtime_text.audio import AudioConverter
+from wyoming_realtime_text.config import Settings, parse_settings
+from wyoming_realtime_text.conversations import Assistant
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
+from wyoming_realtime_text.turn import Outcome
+
+
+def settings_for(sim: RealtimeSimulator, **conversation: object) -> Settings:
+    return parse_settings(
+        {
+            "realtime": {"url": sim.url, "api_key": "k", "response_timeout": 2},
+            "conversation": conversation,
+            "fallback_text": "Fallback.",
+        }
+    )
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[RealtimeSimulator]:
+    async with RealtimeSimulator() as simulator:
+        yield simulator
+
+
+async def speak(assistant: Assistant, seconds: float = 1.0, **kwargs: object):
+    turn = await assistant.start_audio_turn("en-US", respond=True, **kwargs)
+    converter = AudioConverter()
+    turn.feed_audio(converter.convert(tone(seconds), 16000, 2, 1))
+    turn.feed_audio(converter.flush())
+    turn.end_audio()
+    return turn
+
+
+async def test_history_is_bounded_by_deleting_old_items(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim, max_turns=2))
+    try:
+        for n in range(4):
+            turn = await assistant.answer(f"message {n}", "c1", "en")
+            await turn.wait()
+            assert turn.outcome is Outcome.COMPLETED
+        await asyncio.sleep(0.1)  # remembering happens after the answer
+        (conn,) = sim.connections
+        deleted = [e["item_id"] for e in conn.received if e["type"] == "conversation.item.delete"]
+        assert len(deleted) == 4, "two oldest turns: a user item and an answer item each"
+        assert not [t for _, way, t in conn.log if way == "out" and t == "error"]
+        assert len(assistant.conversations["c1"].turns) == 2
+    finally:
+        await assistant.close()
+
+
+async def test_idle_conversations_and_unclaimed_answers_are_closed(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim, idle_seconds=60, claim_seconds=30))
+    try:
+        await (await assistant.answer("hello", "idle-one", "en")).wait()
+        spoken = await speak(assistant)
+        await spoken.wait()
+        await asyncio.sleep(0.05)
+        assert len(sim.connections) == 2 and not any(c.closed for c in sim.connections)
+
+        await assistant.sweep(now=time.monotonic() + 45)  # past the claim, not the idle time
+        await asyncio.sleep(0.1)
+        assert [c.closed for c in sim.connections] == [False, True]
+        assert (await assistant.answer(spoken.transcript.text, None, "en")) is not spoken
+
+        await assistant.sweep(now=time.monotonic() + 3600)
+        await asyncio.sleep(0.1)
+        assert "idle-one" not in assistant.conversations
+        assert sim.connections[0].closed
+    finally:
+        await assistant.close()
+
+
+async def test_conversations_are_capped_least_recently_used_first(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim, max_conversations=2))
+    try:
+        for cid in ("a", "b", "a", "c"):
+            await (await assistant.answer(f"hi from {cid}", cid, "en")).wait()
+        await asyncio.sleep(0.1)
+        assert list(assistant.conversations) == ["a", "c"]
+        assert [c.closed for c in sim.connections] == [False, True, False]
+    finally:
+        await assistant.close()
+
+
+async def test_parked_answer_is_claimed_once(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(transcript="Is the door locked?", reply="Yes, it is locked.")
+    assistant = Assistant(settings_for(sim))
+    try:
+        spoken = await speak(assistant)
+        assert await spoken.transcript.wait() == "Is the door locked?"
+        await asyncio.sleep(0.05)
+        claimed = await assistant.answer("  is the DOOR locked? ", "new-conv", "en")
+        assert claimed is spoken
+        assert await claimed.answer.wait() == "Yes, it is locked."
+        again = await assistant.answer("Is the door locked?", "other", "en")
+        assert again is not spoken, "a parked answer is handed out once"
+        await again.wait()
+    finally:
+        await assistant.close()
+
+
+async def test_stt_only_closes_its_session(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim))
+    try:
+        turn = await assistant.start_audio_turn("en", respond=False)
+        turn.feed_audio(AudioConverter().convert(tone(0.5), 16000, 2, 1))
+        turn.end_audio()
+        await turn.wait()
+        await asyncio.sleep(0.1)
+        assert turn.transcript.text == "Turn on the kitchen light."
+        assert not [e for e in sim.connections[0].received if e["type"] == "response.create"]
+        assert sim.connections[0].closed
+    finally:
+        await assistant.close()
+
+
+async def test_too_short_utterance_is_not_committed(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim))
+    try:
+        turn = await speak(assistant, seconds=0.05)
+        await turn.wait()
+        assert turn.outcome is Outcome.NO_SPEECH
+        assert turn.transcript.text == ""
+        types = [e["type"] for e in sim.connections[0].received]
+        assert "input_audio_buffer.commit" not in types and "response.create" not in types
+    finally:
+        await assistant.close()
+
+
+async def test_cancelled_turn_cancels_its_response_upstream(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(silent=True)
+    assistant = Assistant(settings_for(sim))
+    try:
+        turn = await speak(assistant)
+        for _ in range(100):
+            received = sim.connections[0].received if sim.connections else []
+            if any(e["type"] == "response.create" for e in received):
+                break
+            await asyncio.sleep(0.02)
+        await turn.cancel()
+        assert turn.outcome is Outcome.CANCELLED
+        await asyncio.sleep(0.1)
+        assert any(e["type"] == "response.cancel" for e in sim.connections[0].received)
+    finally:
+        await assistant.close()
+
+
+async def test_close_leaves_no_tasks_or_connections(sim: RealtimeSimulator) -> None:
+    baseline = len(asyncio.all_tasks())
+    assistant = Assistant(settings_for(sim))
+    await (await assistant.answer("one", "x", "en")).wait()
+    await speak(assistant)
+    await assistant.close()
+    await asyncio.sleep(0.1)
+    assert all(c.closed for c in sim.connections)
+    assert len(asyncio.all_tasks()) <= baseline
