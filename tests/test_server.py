@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from harness import (
     stop_server,
     tone,
 )
+from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.pipeline import PipelineStage, RunPipeline
 
@@ -353,3 +356,70 @@ async def test_debug_logging_never_shows_the_key(
     assert "DEBUG" in log and "Realtime event" in log
     assert SECRET_KEY not in log
     assert SECRET_KEY[-8:] not in log
+
+
+async def test_dialect_mismatch_is_logged_and_never_spoken_as_audio(tmp_path: Path) -> None:
+    """A GA-configured server meeting a beta-only server: the settings are refused."""
+    async with RealtimeSimulator(dialect="beta") as beta_only:
+        server = await start_server(tmp_path, server_config(beta_only.url, "ga"))
+        try:
+            handled, events = await HomeAssistant(server.uri).converse("hello?")
+        finally:
+            await stop_server(server)
+    assert handled.text == FALLBACK
+    assert not [e for e in events if e.payload]
+    log = server.log()
+    assert "rejected our session settings" in log and "realtime.dialect" in log
+    assert "unknown_parameter" in log
+
+
+async def exchange(uri: str, *events: Event) -> list[Event]:
+    """Send events, then read until the server closes the connection (or 5 s pass)."""
+    received: list[Event] = []
+    async with AsyncTcpClient.from_uri(uri) as client:
+        for event in events:
+            await client.write_event(event)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while (event := await client.read_event()) is not None:
+                    received.append(event)
+    return received
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        (
+            [AudioChunk(rate=16000, width=2, channels=1, audio=b"\0\0" * 160).event()],
+            "before audio-start",
+        ),
+        ([AudioStart(rate=16000, width=3, channels=1).event()], "width 3"),
+        ([AudioStart(rate=0, width=2, channels=1).event()], "rate 0"),
+        ([AudioStart(rate=16000, width=2, channels=0).event()], "channels 0"),
+        (
+            [
+                AudioStart(rate=16000, width=2, channels=1).event(),
+                AudioChunk(rate=16000, width=2, channels=1, audio=tone(0.1)).event(),
+                AudioChunk(rate=16000, width=3, channels=1, audio=b"\0" * 30).event(),
+            ],
+            "width 3",
+        ),
+    ],
+)
+async def test_bad_audio_gets_a_clear_error_and_the_server_goes_on(
+    server: ServerProcess,
+    ha: HomeAssistant,
+    sim: RealtimeSimulator,
+    events: list[Event],
+    message: str,
+) -> None:
+    received = await exchange(server.uri, *events)
+    errors = [e for e in received if e.type == "error"]
+    assert len(errors) == 1 and message in errors[0].data["text"]
+    sim.scenario = Scenario(reply="Still here.")
+    assert (await ha.converse("still there?"))[0].text == "Still here."
+
+
+async def test_empty_agent_request_is_not_handled(server: ServerProcess) -> None:
+    received = await exchange(server.uri, Transcript(text="  ").event())
+    assert [e.type for e in received] == ["not-handled"]

@@ -19,7 +19,7 @@ from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
+from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop, NotHandled
 from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
 from wyoming.pipeline import PipelineStage, RunPipeline
@@ -165,6 +165,9 @@ class RealtimeTextHandler(AsyncEventHandler):
 
     async def _answer_transcript(self, request: Transcript) -> None:
         """Home Assistant's conversation agent call: transcript in, streamed answer out."""
+        if not request.text.strip():
+            await self.write_event(NotHandled(text="There was nothing to answer.").event())
+            return
         context = request.context or {}
         conversation_id = context.get("conversation_id")
         language = context.get("language") or request.language

@@ -61,8 +61,13 @@ class RealtimeSimulator:
         api_key: str | None = None,
         scenario: Scenario | None = None,
         record_limit: int | None = None,
+        dialect: p.Dialect | None = None,
     ) -> None:
         self.host = host
+        # None: the dialect follows the OpenAI-Beta header, as api.openai.com does. A fixed
+        # dialect plays a server that speaks only one, whatever the client sends (e.g. an
+        # Azure preview deployment, or a GA-only endpoint).
+        self.dialect = dialect
         self.port = port
         self.api_key = api_key  # None: any key (or none) is accepted
         self.scenario = scenario or Scenario()
@@ -153,7 +158,7 @@ class SimConnection(ConversationMixin):
         url = urlsplit(ws.request.path)
         self.query: dict[str, str] = {k: v[0] for k, v in parse_qs(url.query).items()}
         beta = "realtime=v1" in self.headers.get("OpenAI-Beta", "").replace(" ", "")
-        self.dialect: p.Dialect = "beta" if beta else "ga"
+        self.dialect: p.Dialect = sim.dialect or ("beta" if beta else "ga")
         model = self.query.get("model") or self.query.get("deployment")
         self.session: dict[str, Any] = p.default_session(
             self.dialect, model or p.DEFAULT_MODEL[self.dialect]
