@@ -164,3 +164,17 @@ async def test_close_leaves_no_tasks_or_connections(sim: RealtimeSimulator) -> N
     await asyncio.sleep(0.1)
     assert all(c.closed for c in sim.connections)
     assert len(asyncio.all_tasks()) <= baseline
+
+
+async def test_agent_request_racing_the_parking_still_claims(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(transcript="Quick question", reply="Quick answer.")
+    assistant = Assistant(settings_for(sim))
+    try:
+        spoken = await speak(assistant)
+        await spoken.transcript.wait()
+        # No yield to the loop between the transcript and the agent request.
+        claimed = await assistant.answer("Quick question", None, "en")
+        assert claimed is spoken
+        assert await claimed.answer.wait() == "Quick answer."
+    finally:
+        await assistant.close()

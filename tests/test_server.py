@@ -423,3 +423,19 @@ async def test_bad_audio_gets_a_clear_error_and_the_server_goes_on(
 async def test_empty_agent_request_is_not_handled(server: ServerProcess) -> None:
     received = await exchange(server.uri, Transcript(text="  ").event())
     assert [e.type for e in received] == ["not-handled"]
+
+
+async def test_utterance_is_capped_at_max_seconds(sim: RealtimeSimulator, tmp_path: Path) -> None:
+    config = server_config(sim.url, "ga", audio={"max_utterance_seconds": 2})
+    capped = await start_server(tmp_path, config)
+    try:
+        said = unique("a very long ramble")
+        sim.scenario = Scenario(transcript=said)
+        before = len(sim.connections)
+        transcript, _ = await HomeAssistant(capped.uri).stt(tone(5.0), chunk_ms=100)
+    finally:
+        await stop_server(capped)
+    assert transcript.text == said
+    (audio,) = [a for c in new_connections(sim, before) for a in c.commits]
+    assert abs(len(audio) / 48000 - 2.0) <= 0.15, "only the first 2 s go upstream"
+    assert "max_utterance_seconds" in capped.log()

@@ -54,6 +54,10 @@ class Conversation:
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     _current: Turn | None = None
 
+    @property
+    def current(self) -> Turn | None:
+        return self._current
+
     async def session_ready(self) -> RealtimeSession:
         """The open session, connecting (again) if needed."""
         async with self._opening:
@@ -190,6 +194,8 @@ class Assistant:
 
     async def _park(self, turn: Turn, conversation: Conversation) -> None:
         transcript = await turn.transcript.wait()
+        if conversation not in self._unbound:
+            return  # claimed the moment its transcript was out, or closed
         self._unbound.discard(conversation)
         if not transcript.strip():
             await turn.cancel()
@@ -200,13 +206,21 @@ class Assistant:
         self._parked.setdefault(normalise(transcript), []).append(entry)
 
     def _unpark(self, text: str) -> _Parked | None:
-        entries = self._parked.get(normalise(text))
-        if not entries:
-            return None
-        entry = entries.pop(0)
-        if not entries:
-            del self._parked[normalise(text)]
-        return entry
+        key = normalise(text)
+        entries = self._parked.get(key)
+        if entries:
+            entry = entries.pop(0)
+            if not entries:
+                del self._parked[key]
+            return entry
+        # The agent request can race the parking task: match a just-finished transcript too.
+        for conversation in self._unbound:
+            turn = conversation.current
+            done = turn is not None and turn.respond and turn.transcript.done
+            if done and normalise(turn.transcript.text) == key:
+                self._unbound.discard(conversation)
+                return _Parked(turn, conversation, 0.0)
+        return None
 
     async def _close_after(self, turn: Turn, conversation: Conversation) -> None:
         await turn.wait()
