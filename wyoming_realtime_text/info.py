@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from wyoming.info import AsrModel, AsrProgram, Attribution, HandleModel, HandleProgram, Info
 
 from . import __version__
@@ -11,51 +13,50 @@ ATTRIBUTION = Attribution(
     name="wyoming-realtime-text", url="https://github.com/wyoming-realtime-text"
 )
 OPENAI = Attribution(name="OpenAI", url="https://platform.openai.com/docs/guides/realtime")
+PROGRAM = "realtime-text"
+
+
+def _program(
+    program: type, model: type, model_name: str, what: str, languages: list[str], **flags: Any
+) -> Any:
+    """One installed program with one model; HA reads the model's languages."""
+    return program(
+        name=PROGRAM,
+        description=what,
+        attribution=ATTRIBUTION,
+        installed=True,
+        version=__version__,
+        models=[
+            model(
+                name=model_name,
+                description=f"{model_name} via the OpenAI Realtime API",
+                attribution=OPENAI,
+                installed=True,
+                version=None,
+                languages=languages,
+            )
+        ],
+        **flags,
+    )
 
 
 def build_info(settings: Settings) -> Info:
     """HA uses the first installed asr and handle programs and their models' languages."""
-    languages = list(settings.languages)
-    realtime = settings.realtime
-    return Info(
-        asr=[
-            AsrProgram(
-                name="realtime-text",
-                description="Speech to text through an OpenAI Realtime session",
-                attribution=ATTRIBUTION,
-                installed=True,
-                version=__version__,
-                supports_transcript_streaming=True,
-                models=[
-                    AsrModel(
-                        name=realtime.transcription_model,
-                        description=f"{realtime.transcription_model} via the Realtime API",
-                        attribution=OPENAI,
-                        installed=True,
-                        version=None,
-                        languages=languages,
-                    )
-                ],
-            )
-        ],
-        handle=[
-            HandleProgram(
-                name="realtime-text",
-                description="Conversation agent answering in text from an OpenAI Realtime model",
-                attribution=ATTRIBUTION,
-                installed=True,
-                version=__version__,
-                supports_handled_streaming=True,
-                models=[
-                    HandleModel(
-                        name=realtime.model,
-                        description=f"{realtime.model} (text only; your TTS speaks it)",
-                        attribution=OPENAI,
-                        installed=True,
-                        version=None,
-                        languages=languages,
-                    )
-                ],
-            )
-        ],
+    realtime, languages = settings.realtime, list(settings.languages)
+    asr = _program(
+        AsrProgram,
+        AsrModel,
+        realtime.transcription_model,
+        "Speech to text through an OpenAI Realtime session",
+        languages=languages,
+        supports_transcript_streaming=True,
     )
+    handle = _program(
+        HandleProgram,
+        HandleModel,
+        realtime.model,
+        "Conversation agent answering in text from an OpenAI Realtime model; your TTS speaks",
+        languages=languages,
+        supports_handled_streaming=True,
+    )
+    return Info(asr=[asr], handle=[handle])
