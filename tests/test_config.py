@@ -83,6 +83,7 @@ def test_overrides_win_over_file(tmp_path: Path) -> None:
             "server.uri must look like tcp://HOST:PORT",
         ),
         ("realtime: [1, 2]\n", "realtime must be a mapping of keys"),
+        ("- just a list\n", "must be a mapping of config keys"),
         ("realtime:\n  api_key: k\nlanguages: []\n", "languages must name at least one language"),
         ("realtime:\n  api_key: ''\n", "realtime.api_key is not set"),
         ("realtime: {api_key: k\n", "is not valid YAML at line"),
@@ -132,3 +133,17 @@ def test_cli_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip()
+
+
+def test_a_partial_file_keeps_the_packaged_values(tmp_path: Path) -> None:
+    packaged = load_settings(env=KEY)
+    partial = load_settings(write(tmp_path, "realtime:\n  model: my-model\n"), env=KEY)
+    assert partial.realtime.model == "my-model"
+    assert partial.realtime.instructions == packaged.realtime.instructions
+    assert partial.languages == packaged.languages
+    assert partial.realtime.api_key == "sk-test-123"
+
+
+def test_empty_variable_takes_the_fallback(tmp_path: Path) -> None:
+    path = write(tmp_path, "realtime:\n  api_key: ${MY_KEY:-sk-fallback}\n")
+    assert load_settings(path, env={"MY_KEY": ""}).realtime.api_key == "sk-fallback"

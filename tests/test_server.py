@@ -159,7 +159,7 @@ async def test_any_input_format_becomes_24khz_mono(
 
 
 async def test_forum_replay_gives_transcript_text_and_no_audio(
-    sim: RealtimeSimulator, ha: HomeAssistant
+    sim: RealtimeSimulator, ha: HomeAssistant, server: ServerProcess
 ) -> None:
     """The forum post's session: text-only confirmed, answered as audio, cut by the filter."""
     sim.scenario = Scenario(mode="forum_replay")
@@ -170,6 +170,9 @@ async def test_forum_replay_gives_transcript_text_and_no_audio(
     assert handled.text == FORUM_ANSWER
     assert not [e for e in stt_events + events if e.type.startswith("audio") or e.payload]
     assert sent_types(new_connections(sim, before)).count("response.create") == 1
+    await asyncio.sleep(0.2)
+    assert "(incomplete: content_filter" in server.log()
+    assert "23 audio deltas dropped" in server.log(), "the forum log's 23 audio deltas"
 
 
 async def test_audio_despite_text_uses_the_audio_transcript(

@@ -64,12 +64,21 @@ class ConversationSettings:
 
 
 @dataclass(frozen=True)
+class TtsSettings:
+    uri: str = ""
+    voice: str = ""
+    connect_timeout: float = 5.0
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     languages: list[str] = field(default_factory=lambda: ["en"])
     audio: AudioSettings = field(default_factory=AudioSettings)
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
 
 
@@ -85,29 +94,45 @@ def load_settings(
 ) -> Settings:
     """Read, expand and validate a config file (the packaged default when path is None).
 
+    A user's file is laid over the packaged one, so keys it leaves out keep the packaged
+    values (the commented defaults the user read), e.g. the voice-assistant instructions.
+
     `overrides` ({section: {key: value}}) wins over the file: command-line flags use it, so
     `--uri` or `--simulator` apply before validation (a missing key is fine with --simulator).
     """
-    if path is None:
-        text, source = default_config_text(), "the packaged config.yaml"
-    else:
+    raw = _parse_yaml(default_config_text(), "the packaged config.yaml")
+    if path is not None:
         try:
-            text, source = Path(path).read_text(encoding="utf-8"), str(path)
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        user = _parse_yaml(text, str(path))
+        if not isinstance(user, dict):
+            raise ConfigError(f"{path} must be a mapping of config keys")
+        raw = _merge(raw, user)
+    raw = _merge(raw, overrides or {})
+    return parse_settings(_expand(raw, os.environ if env is None else env))
+
+
+def _parse_yaml(text: str, source: str) -> Any:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{source} is not valid YAML{where}") from None
-    if raw is None:
-        raw = {}
-    raw = _expand(raw, os.environ if env is None else env)
-    for section, values in (overrides or {}).items():
-        if isinstance(raw, dict) and isinstance(raw.get(section, {}), dict):
-            raw[section] = {**(raw.get(section) or {}), **values}
-    return parse_settings(raw)
+    return {} if raw is None else raw
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`: mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def parse_settings(raw: Any) -> Settings:
@@ -119,7 +144,8 @@ def parse_settings(raw: Any) -> Settings:
 
 def _expand(value: Any, env: dict[str, str] | os._Environ[str]) -> Any:
     if isinstance(value, str):
-        return ENV_VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+        # As in the shell, ${VAR:-fallback} also applies when VAR is set but empty.
+        return ENV_VAR.sub(lambda m: env.get(m.group(1)) or m.group(2) or "", value)
     if isinstance(value, dict):
         return {k: _expand(v, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -186,6 +212,12 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(f"{key} must be greater than 0, not {value!r}")
 
 
+def _check_uri(key: str, value: str) -> None:
+    uri = urlparse(value)
+    if uri.scheme not in ("tcp", "unix") or (uri.scheme == "tcp" and not uri.port):
+        raise ConfigError(f"{key} must look like tcp://HOST:PORT or unix://PATH, not {value!r}")
+
+
 def _check(settings: Settings) -> None:
     """Cross-field and range checks that types alone cannot express."""
     rt = settings.realtime
@@ -194,11 +226,11 @@ def _check(settings: Settings) -> None:
     url = urlparse(rt.url)
     if url.scheme not in ("ws", "wss") or not url.hostname:
         raise ConfigError(f"realtime.url must be a ws:// or wss:// URL, not {rt.url!r}")
-    uri = urlparse(settings.server.uri)
-    if uri.scheme not in ("tcp", "unix") or (uri.scheme == "tcp" and not uri.port):
-        raise ConfigError(
-            f"server.uri must look like tcp://HOST:PORT or unix://PATH, not {settings.server.uri!r}"
-        )
+    _check_uri("server.uri", settings.server.uri)
+    if settings.tts.uri:
+        _check_uri("tts.uri", settings.tts.uri)
+    _positive("tts.connect_timeout", settings.tts.connect_timeout)
+    _positive("tts.timeout", settings.tts.timeout)
     if not settings.languages:
         raise ConfigError("languages must name at least one language")
     if rt.max_output_tokens is not None and not 1 <= rt.max_output_tokens <= 4096:

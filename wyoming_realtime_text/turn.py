@@ -73,12 +73,13 @@ class Turn:
         self.reason: str | None = None
         self.user_item_id: str | None = None
         self.item_ids: tuple[str, ...] = ()
-        self.audio_deltas_dropped = 0
         self.audio_bytes_sent = 0
         self.audio_ended_at: float | None = None
         self.first_text_at: float | None = None
         self._session_ready = session_ready
         self._session: RealtimeSession | None = None
+        self._dropped_before = 0
+        self._dropped_final: int | None = None
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._filter = ControlTokenFilter()
         self._answer_from_audio: bool | None = None
@@ -104,6 +105,15 @@ class Turn:
             self._audio.put_nowait(None)
 
     @property
+    def audio_deltas_dropped(self) -> int:
+        """Audio deltas the API sent during this turn, all dropped unread."""
+        if self._dropped_final is not None:
+            return self._dropped_final
+        if self._session is None:
+            return 0
+        return self._session.audio_deltas_dropped - self._dropped_before
+
+    @property
     def finished(self) -> bool:
         return self._task is not None and self._task.done()
 
@@ -125,7 +135,7 @@ class Turn:
         reader: asyncio.Task[None] | None = None
         try:
             self._session = session = await self._session_ready()
-            dropped_before = session.audio_deltas_dropped
+            self._dropped_before = session.audio_deltas_dropped
             reader = asyncio.create_task(self._read(session), name="realtime turn reader")
             try:
                 if self.typed_text is None:
@@ -141,7 +151,7 @@ class Turn:
                     await asyncio.shield(reader)
                 self._end(Outcome.COMPLETED, None)
             finally:
-                self.audio_deltas_dropped = session.audio_deltas_dropped - dropped_before
+                self._dropped_final = self.audio_deltas_dropped
         except TimeoutError:
             _LOGGER.warning(
                 "No complete answer within %ss", self.settings.realtime.response_timeout
