@@ -7,21 +7,26 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import secrets
 import signal
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from wyoming.server import AsyncServer
 
 from . import __version__
+from .ask import AskError, ask
 from .config import ConfigError, Settings, load_settings
 from .conversations import Assistant
 from .handler import RealtimeTextHandler
 from .info import build_info
 from .realtime.session import redact_url
+from .satellites import SatelliteHub
 
 _LOGGER = logging.getLogger("wyoming_realtime_text")
+DEFAULT_ASK_URI = "tcp://127.0.0.1:10310"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +47,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", default=logging.BASIC_FORMAT, help="format for log messages"
     )
     parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", metavar="{ask}")
+    ask_parser = commands.add_parser(
+        "ask", help="send a WAV recording as one utterance; print the answer as it streams"
+    )
+    ask_parser.add_argument("wav", type=Path, help="the recording (any WAV: rate, width, channels)")
+    ask_parser.add_argument(
+        "--uri",
+        dest="ask_uri",
+        default=DEFAULT_ASK_URI,
+        help=f"the server (default {DEFAULT_ASK_URI})",
+    )
+    ask_parser.add_argument(
+        "--speak", type=Path, metavar="OUT.wav", help="also ask for speech and save it here"
+    )
     return parser
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    """The `ask` command: errors are one line, exit 1."""
+    try:
+        asyncio.run(ask(args.wav, args.ask_uri, args.speak))
+    except (AskError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "ask":
+        return run_ask(args)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
     # websockets logs request headers (the key among them) at DEBUG: never let it.
     logging.getLogger("websockets").setLevel(logging.INFO if args.debug else logging.WARNING)
@@ -54,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.uri:
         overrides["server"] = {"uri": args.uri}
     if args.simulator:
-        # Any non-empty key: the simulator accepts every key. Replaced by the real URL below.
-        overrides["realtime"] = {"url": "ws://127.0.0.1:1/v1/realtime", "api_key": "simulator"}
+        # The simulator accepts any key; the URL is replaced once it listens.
+        key = f"sim-{secrets.token_hex(8)}"
+        overrides["realtime"] = {"url": "ws://127.0.0.1:1/v1/realtime", "api_key": key}
     try:
         settings = load_settings(args.config, overrides=overrides)
     except ConfigError as err:
@@ -86,6 +118,9 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
             )
         assistant = Assistant(settings)
         stack.push_async_callback(assistant.close)
+        hub = SatelliteHub(settings, assistant)
+        hub.start()
+        stack.push_async_callback(hub.stop)
         server = AsyncServer.from_uri(settings.server.uri)
         factory = partial(
             RealtimeTextHandler,

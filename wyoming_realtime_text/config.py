@@ -72,6 +72,13 @@ class TtsSettings:
 
 
 @dataclass(frozen=True)
+class SatelliteSettings:
+    uri: str = ""
+    name: str = ""
+    area: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
@@ -79,6 +86,7 @@ class Settings:
     audio: AudioSettings = field(default_factory=AudioSettings)
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
+    satellites: list[SatelliteSettings] = field(default_factory=list)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
 
 
@@ -184,6 +192,8 @@ def _coerce(kind: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key} must be one of {choices}, not {value!r}")
         return value
     if origin is list:
+        if value is None:
+            return []
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
@@ -229,6 +239,8 @@ def _check(settings: Settings) -> None:
     _check_uri("server.uri", settings.server.uri)
     if settings.tts.uri:
         _check_uri("tts.uri", settings.tts.uri)
+    for index, satellite in enumerate(settings.satellites):
+        _check_uri(f"satellites[{index}].uri", satellite.uri)
     _positive("tts.connect_timeout", settings.tts.connect_timeout)
     _positive("tts.timeout", settings.tts.timeout)
     if not settings.languages:

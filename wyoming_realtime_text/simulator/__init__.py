@@ -1,6 +1,8 @@
-"""A simulated OpenAI Realtime server (beta and GA dialects) for tests and local runs."""
+"""Simulated peers for tests and local runs: the Realtime API, the hub's TTS and satellite."""
 
+from .satellite import SimulatedSatellite
 from .scenario import Scenario
 from .server import RealtimeSimulator, SimConnection
+from .tts import SimulatedTts
 
-__all__ = ["RealtimeSimulator", "Scenario", "SimConnection"]
+__all__ = ["RealtimeSimulator", "Scenario", "SimConnection", "SimulatedSatellite", "SimulatedTts"]

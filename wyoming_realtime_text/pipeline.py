@@ -1,0 +1,246 @@
+"""One client's voice requests: audio in → a turn → transcript, answer text and speech out.
+
+Shared by a Wyoming connection (`handler.py`) and a satellite link (`satellites.py`): both
+receive the same audio events and run the same turns; they differ only in which events go
+back. A Wyoming client gets the streaming variants (transcript-chunk, handled-chunk) and, for
+the tts end stage, the speech; a satellite gets what Home Assistant sends one: `transcript`
+(which stops its microphone stream), the speech, and `synthesize` with the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
+from wyoming.pipeline import PipelineStage, RunPipeline
+from wyoming.tts import Synthesize
+
+from .audio import AudioConverter, AudioFormatError, check_format
+from .config import Settings
+from .conversations import Assistant
+from .tts import TtsError, TtsRelay
+from .turn import Outcome, Turn
+
+_LOGGER = logging.getLogger(__name__)
+ANSWER_STAGES = (PipelineStage.INTENT, PipelineStage.HANDLE, PipelineStage.TTS)
+WriteEvent = Callable[[Event], Awaitable[None]]
+
+
+class VoicePipeline:
+    """Runs one utterance at a time for one client and streams the results back to it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        assistant: Assistant,
+        write: WriteEvent,
+        *,
+        label: str,
+        conversation_id: str,
+        satellite: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.assistant = assistant
+        self.write = write
+        self.label = label
+        self.conversation_id = conversation_id
+        self.satellite = satellite
+        self.language: str | None = None
+        self.request: RunPipeline | None = None
+        self.turn: Turn | None = None
+        self.tts = TtsRelay(settings.tts) if settings.tts.uri else None
+        self._converter = AudioConverter()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def transcribe(self, language: str | None) -> None:
+        """Home Assistant's STT request: the next audio is one utterance to transcribe."""
+        self.language = language
+        self.request = None
+
+    async def run_pipeline(self, request: RunPipeline) -> None:
+        if request.start_stage != PipelineStage.ASR:
+            await self.error(
+                f"start stage {request.start_stage.value!r} is not supported; "
+                "send audio with start_stage 'asr' (use a local wake word)",
+                "unsupported-stage",
+            )
+            return
+        self.request = request
+        self.turn = None  # the next audio starts a new utterance
+
+    async def audio_start(self, start: AudioStart) -> bool:
+        """Begin an utterance; False (after an error event) when the format is unusable."""
+        if not await self._check_format(start.rate, start.width, start.channels):
+            return False
+        if self.turn is None or self.turn.audio_ended_at is not None:
+            await self._start_turn()
+        return True
+
+    async def audio_chunk(self, chunk: AudioChunk) -> bool:
+        """Feed audio upstream as it arrives; False (after an error event) on bad input."""
+        if self.turn is None:
+            if self.request is None:
+                await self.error("audio-chunk before audio-start", "bad-request")
+                return False
+            await self._start_turn()  # satellites stream without audio-start
+        turn = self.turn
+        assert turn is not None
+        if turn.audio_ended_at is not None:
+            return True  # past the utterance cap: dropped, never buffered
+        if not await self._check_format(chunk.rate, chunk.width, chunk.channels):
+            await turn.cancel()
+            return False
+        turn.feed_audio(
+            self._converter.convert(chunk.audio, chunk.rate, chunk.width, chunk.channels)
+        )
+        if self._converter.input_seconds >= self.settings.audio.max_utterance_seconds:
+            _LOGGER.warning(
+                "%s: utterance reached audio.max_utterance_seconds (%ss); ending it there",
+                self.label,
+                self.settings.audio.max_utterance_seconds,
+            )
+            self.end_audio()
+        return True
+
+    def end_audio(self) -> None:
+        """The speaker is done: commit upstream now and stream the results back."""
+        turn = self.turn
+        if turn is None or turn.audio_ended_at is not None:
+            return
+        turn.feed_audio(self._converter.flush())
+        turn.end_audio()
+        if self.request is None:
+            self.spawn(self._send_transcript(turn))
+        else:
+            self.spawn(self._respond(turn, self.request))
+
+    async def close(self) -> None:
+        """The client left: stop writing to it, and drop work only it was waiting for."""
+        turn = self.turn
+        owned = self.request is not None or (turn is not None and turn.audio_ended_at is None)
+        if turn is not None and owned and not turn.finished:
+            await turn.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait(self) -> None:
+        """Until everything streaming back to the client has been written."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- results --------------------------------------------------------------------------
+
+    async def _start_turn(self) -> None:
+        request = self.request
+        if request is None:
+            respond = self.settings.conversation.one_round_trip
+        else:
+            respond = request.end_stage in ANSWER_STAGES
+        self._converter = AudioConverter()
+        # HA's STT requests carry no conversation: their turns are parked for the agent.
+        conversation_id = self.conversation_id if request is not None else None
+        self.turn = await self.assistant.start_audio_turn(
+            self.language, conversation_id, respond=respond
+        )
+
+    async def _send_transcript(self, turn: Turn) -> str:
+        if not self.satellite:
+            await self.write(TranscriptStart(language=self.language).event())
+            async for part in turn.transcript.follow():
+                await self.write(TranscriptChunk(text=part).event())
+        text = await turn.transcript.wait()
+        await self.write(Transcript(text=text, language=self.language).event())
+        if not self.satellite:
+            await self.write(TranscriptStop().event())
+        return text
+
+    async def _respond(self, turn: Turn, request: RunPipeline) -> None:
+        started = time.monotonic()
+        transcript = await self._send_transcript(turn)
+        if request.end_stage not in ANSWER_STAGES:
+            return
+        if not transcript.strip():
+            await turn.cancel()
+            await self.error("no speech was recognized", "stt-no-text-recognized")
+            return
+        outputs = [self._send_answer(turn)]
+        if request.end_stage == PipelineStage.TTS:
+            outputs.append(self._speak(turn))
+        await asyncio.gather(*outputs)
+        log_turn(self.label, turn, transcript, started)
+
+    async def _send_answer(self, turn: Turn) -> None:
+        if self.satellite:  # informational for the satellite's event service (a screen)
+            await self.write(Synthesize(text=(await turn.answer.wait()).strip()).event())
+        else:
+            await send_answer(self.write, turn, {"conversation_id": self.conversation_id})
+
+    async def _speak(self, turn: Turn) -> None:
+        """The answer as TTS audio, streamed while it is written; text is sent regardless."""
+        if self.tts is None:
+            await self.error("no TTS is configured here (set tts.uri)", "tts-not-configured")
+            return
+        try:
+            await self.tts.speak(turn.answer, self.write)
+        except TtsError as err:
+            await self.error(str(err), "tts-failed")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _check_format(self, rate: int, width: int, channels: int) -> bool:
+        try:
+            check_format(rate, width, channels)
+        except AudioFormatError as err:
+            await self.error(str(err), "audio-format")
+            return False
+        return True
+
+    async def error(self, text: str, code: str) -> None:
+        _LOGGER.warning("%s: %s", self.label, text)
+        await self.write(Error(text=text, code=code).event())
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(self._guarded(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coro
+        except (ConnectionError, RuntimeError) as err:
+            _LOGGER.debug("%s: client gone while writing: %s", self.label, err)
+
+
+async def send_answer(write: WriteEvent, turn: Turn, context: dict[str, Any] | None) -> None:
+    """handled-start, handled-chunk* as the answer streams, handled (what HA speaks), stop."""
+    await write(HandledStart(context=context).event())
+    async for part in turn.answer.follow():
+        await write(HandledChunk(text=part).event())
+    await write(Handled(text=turn.answer.text.strip(), context=context).event())
+    await write(HandledStop().event())
+
+
+def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
+    """One info line per turn: who, what, outcome, how long, audio dropped."""
+    outcome = turn.outcome or Outcome.FALLBACK
+    _LOGGER.info(
+        "%s: %r → %r (%s%s, %.2fs, %d audio deltas dropped)",
+        label,
+        heard[:80],
+        turn.answer.text.strip()[:80],
+        outcome.value,
+        f": {turn.reason}" if turn.reason else "",
+        time.monotonic() - started,
+        turn.audio_deltas_dropped,
+    )

@@ -1,0 +1,134 @@
+"""Satellite hub mode: connect out to Wyoming satellites and serve their voice turns.
+
+As Home Assistant's own satellite support does, the hub connects to each satellite (a
+Wyoming server, port 10700 by convention), sends `run-satellite` and `describe`, keeps the
+link alive with ping/pong, and serves every `run-pipeline` the satellite sends with its
+microphone audio: `transcript` back (which stops its stream), the spoken answer, and
+`synthesize` with the text. Each satellite is its own task with its own conversation, so a
+slow or vanished satellite never delays another; a lost one is reconnected with backoff,
+and losing it mid-turn cancels that turn upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncClient
+from wyoming.event import Event
+from wyoming.info import Describe, Info
+from wyoming.ping import Ping, Pong
+from wyoming.pipeline import RunPipeline
+from wyoming.satellite import RunSatellite
+from wyoming.snd import Played
+
+from .config import SatelliteSettings, Settings
+from .conversations import Assistant
+from .pipeline import VoicePipeline
+
+_LOGGER = logging.getLogger(__name__)
+PING_SECONDS = 10.0  # a silent satellite is pinged; one that stays silent 3x this is gone
+BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class SatelliteLink:
+    """One satellite: connect, serve its turns, reconnect when it goes away."""
+
+    def __init__(self, settings: Settings, satellite: SatelliteSettings, assistant: Assistant):
+        self.settings = settings
+        self.satellite = satellite
+        self.assistant = assistant
+        self.name = satellite.name or satellite.uri
+        self.connected = asyncio.Event()
+        self.played = 0
+
+    async def run(self) -> None:
+        """Forever: connect, serve, and after a loss wait a growing pause before retrying."""
+        failures = 0
+        while True:
+            try:
+                await self._serve()
+                failures = 0
+            except (OSError, TimeoutError, ValueError) as err:
+                reason = getattr(err, "strerror", None) or str(err) or err.__class__.__name__
+                level = logging.WARNING if failures == 0 else logging.DEBUG
+                _LOGGER.log(level, "Satellite %s unreachable: %s", self.name, reason)
+                failures += 1
+            delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
+            await asyncio.sleep(delay)
+
+    async def _serve(self) -> None:
+        client = AsyncClient.from_uri(self.satellite.uri, connect_timeout=5)
+        await client.connect()
+        voice = VoicePipeline(
+            self.settings,
+            self.assistant,
+            client.write_event,
+            label=f"satellite {self.name}",
+            conversation_id=f"satellite-{self.name}",
+            satellite=True,
+        )
+        try:
+            await client.write_event(RunSatellite().event())
+            await client.write_event(Describe().event())
+            self.connected.set()
+            _LOGGER.info("Satellite %s connected (%s)", self.name, self.satellite.uri)
+            while (event := await self._read(client)) is not None:
+                await self._handle(event, voice, client)
+            _LOGGER.warning("Satellite %s disconnected", self.name)
+        finally:
+            self.connected.clear()
+            await voice.close()  # cancels an unfinished turn upstream
+            await client.disconnect()
+
+    async def _read(self, client: AsyncClient) -> Event | None:
+        """The next event; pings a quiet satellite, gives up on a silent one."""
+        for _ in range(3):
+            try:
+                async with asyncio.timeout(PING_SECONDS):
+                    return await client.read_event()
+            except TimeoutError:
+                await client.write_event(Ping().event())
+        raise TimeoutError("no answer to pings")
+
+    async def _handle(self, event: Event, voice: VoicePipeline, client: AsyncClient) -> None:
+        if AudioChunk.is_type(event.type):
+            if not await voice.audio_chunk(AudioChunk.from_event(event)):
+                voice.request = None  # bad audio: wait for the next run-pipeline
+        elif RunPipeline.is_type(event.type):
+            await voice.run_pipeline(RunPipeline.from_event(event))
+        elif AudioStart.is_type(event.type):
+            await voice.audio_start(AudioStart.from_event(event))
+        elif AudioStop.is_type(event.type):
+            voice.end_audio()
+        elif Ping.is_type(event.type):
+            await client.write_event(Pong(text=Ping.from_event(event).text).event())
+        elif Played.is_type(event.type):
+            self.played += 1
+            _LOGGER.debug("Satellite %s played the answer", self.name)
+        elif Info.is_type(event.type):
+            info = Info.from_event(event)
+            if info.satellite is not None:
+                _LOGGER.debug("Satellite %s is %r", self.name, info.satellite.name)
+
+
+class SatelliteHub:
+    """All configured satellites, each on its own task."""
+
+    def __init__(self, settings: Settings, assistant: Assistant) -> None:
+        self.links = [SatelliteLink(settings, s, assistant) for s in settings.satellites]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(link.run(), name=f"satellite {link.name}") for link in self.links
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
