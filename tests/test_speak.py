@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import wave
 from collections.abc import AsyncIterator
@@ -340,3 +341,32 @@ async def test_ask_errors_are_one_line(tmp_path: Path) -> None:
         assert process.returncode == 1
         lines = stderr.decode().strip().splitlines()
         assert len(lines) == 1 and message in lines[0], stderr.decode()
+
+
+async def test_slow_first_token_does_not_time_out_the_tts(
+    sim: RealtimeSimulator, tts: SimulatedTts, tmp_path: Path
+) -> None:
+    """tts.timeout is for a silent TTS, not for a model that takes its time to start."""
+    sim.scenario = speaking_scenario(first_token_delay=2.0)
+    config = server_config(sim.url, "ga", tts={"uri": tts.uri, "timeout": 1})
+    server = await start_server(tmp_path, config)
+    try:
+        events = await run_pipeline(server.uri, tone(1.0))
+    finally:
+        await stop_server(server)
+    assert not [e for e in events if e.type == "error"], server.log()
+    assert spoken(events)
+
+
+async def test_refused_stream_gets_one_error_not_one_per_chunk(hub: ServerProcess) -> None:
+    async with AsyncTcpClient.from_uri(hub.uri) as client:
+        await client.write_event(RunPipeline(PipelineStage.WAKE, PipelineStage.TTS).event())
+        for _ in range(50):
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=bytes(640))
+            await client.write_event(chunk.event())
+        events: list[Event] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):
+                while (event := await client.read_event()) is not None:
+                    events.append(event)
+    assert [(e.type, e.data.get("code")) for e in events] == [("error", "unsupported-stage")]

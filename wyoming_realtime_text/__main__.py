@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask_parser.add_argument(
         "--uri",
         dest="ask_uri",
+        metavar="URI",
         default=DEFAULT_ASK_URI,
         help=f"the server (default {DEFAULT_ASK_URI})",
     )

@@ -84,8 +84,10 @@ async def ask(path: Path, uri: str, speak_to: Path | None, out: TextIO = sys.std
                 while (event := await client.read_event()) is not None:
                     if answer.take(event):
                         break
-    except (OSError, TimeoutError) as err:
-        reason = getattr(err, "strerror", None) or err.__class__.__name__
+    except TimeoutError:
+        raise AskError(f"the server at {uri} did not answer in time") from None
+    except OSError as err:
+        reason = err.strerror or err.__class__.__name__
         raise AskError(f"cannot talk to the server at {uri}: {reason}") from None
     if speak_to is not None and answer.audio_format is not None:
         fmt = answer.audio_format

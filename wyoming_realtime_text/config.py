@@ -64,6 +64,15 @@ class ConversationSettings:
 
 
 @dataclass(frozen=True)
+class TurnDetectionSettings:
+    type: Literal["semantic_vad", "server_vad"] = "semantic_vad"
+    eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    threshold: float = 0.5
+    silence_ms: int = 500
+    no_speech_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
 class TtsSettings:
     uri: str = ""
     voice: str = ""
@@ -85,6 +94,7 @@ class Settings:
     languages: list[str] = field(default_factory=lambda: ["en"])
     audio: AudioSettings = field(default_factory=AudioSettings)
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    turn_detection: TurnDetectionSettings = field(default_factory=TurnDetectionSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
     satellites: list[SatelliteSettings] = field(default_factory=list)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
@@ -241,6 +251,11 @@ def _check(settings: Settings) -> None:
         _check_uri("tts.uri", settings.tts.uri)
     for index, satellite in enumerate(settings.satellites):
         _check_uri(f"satellites[{index}].uri", satellite.uri)
+    vad = settings.turn_detection
+    if not 0 < vad.threshold < 1:
+        raise ConfigError(f"turn_detection.threshold must be between 0 and 1, not {vad.threshold}")
+    _positive("turn_detection.silence_ms", vad.silence_ms)
+    _positive("turn_detection.no_speech_seconds", vad.no_speech_seconds)
     _positive("tts.connect_timeout", settings.tts.connect_timeout)
     _positive("tts.timeout", settings.tts.timeout)
     if not settings.languages:

@@ -20,8 +20,10 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from .config import Settings
+from .realtime.dialect import turn_detection
 from .realtime.events import RealtimeError
 from .realtime.session import RealtimeSession
 from .turn import Outcome, Turn
@@ -47,6 +49,7 @@ class Conversation:
 
     settings: Settings
     language: str | None = None
+    vad: bool = False  # the API's turn detection ends streamed utterances (satellites)
     name: str = field(default_factory=lambda: f"conv-{next(_ids)}")
     session: RealtimeSession | None = None
     turns: list[Turn] = field(default_factory=list)
@@ -65,9 +68,19 @@ class Conversation:
                 if self.turns:
                     _LOGGER.info("%s: session lost; follow-ups start a new history", self.name)
                     self.turns.clear()
-                self.session = RealtimeSession(self.settings.realtime, language=self.language)
+                self.session = RealtimeSession(
+                    self.settings.realtime,
+                    language=self.language,
+                    turn_detection=self._turn_detection(),
+                )
                 await self.session.open()
             return self.session
+
+    def _turn_detection(self) -> dict[str, Any] | None:
+        if not self.vad:
+            return None
+        vad = self.settings.turn_detection
+        return turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms)
 
     async def start(self, *, respond: bool, text: str | None = None) -> Turn:
         """A new turn in this conversation, after the previous one has ended."""
@@ -124,12 +137,21 @@ class Assistant:
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start_audio_turn(
-        self, language: str | None, conversation_id: str | None = None, *, respond: bool
+        self,
+        language: str | None,
+        conversation_id: str | None = None,
+        *,
+        respond: bool,
+        vad: bool = False,
     ) -> Turn:
-        """A spoken turn. Without a conversation id, a parked one-round-trip turn."""
+        """A spoken turn. Without a conversation id, a parked one-round-trip turn.
+
+        `vad`: the audio is a stream with no end of its own (a satellite's microphone), so
+        the conversation's session lets the API's turn detection find the end.
+        """
         self._ensure_sweeper()
         if conversation_id is not None:
-            conversation = self._conversation(conversation_id, language)
+            conversation = self._conversation(conversation_id, language, vad)
             turn = await conversation.start(respond=respond)
             self._spawn(conversation.remember(turn))
             return turn
@@ -177,10 +199,12 @@ class Assistant:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _conversation(self, conversation_id: str, language: str | None) -> Conversation:
+    def _conversation(
+        self, conversation_id: str, language: str | None, vad: bool = False
+    ) -> Conversation:
         conversation = self.conversations.get(conversation_id)
         if conversation is None:
-            conversation = Conversation(self.settings, base_language(language))
+            conversation = Conversation(self.settings, base_language(language), vad)
             self._adopt(conversation_id, conversation)
         self.conversations.move_to_end(conversation_id)
         return conversation

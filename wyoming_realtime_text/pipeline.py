@@ -28,6 +28,7 @@ from .config import Settings
 from .conversations import Assistant
 from .tts import TtsError, TtsRelay
 from .turn import Outcome, Turn
+from .vad import SpeechDetector
 
 _LOGGER = logging.getLogger(__name__)
 ANSWER_STAGES = (PipelineStage.INTENT, PipelineStage.HANDLE, PipelineStage.TTS)
@@ -58,6 +59,8 @@ class VoicePipeline:
         self.turn: Turn | None = None
         self.tts = TtsRelay(settings.tts) if settings.tts.uri else None
         self._converter = AudioConverter()
+        self._speech: SpeechDetector | None = None
+        self._refused = False  # the last run-pipeline was refused: ignore its audio
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- requests -------------------------------------------------------------------------
@@ -66,6 +69,7 @@ class VoicePipeline:
         """Home Assistant's STT request: the next audio is one utterance to transcribe."""
         self.language = language
         self.request = None
+        self._refused = False
 
     async def run_pipeline(self, request: RunPipeline) -> None:
         if request.start_stage != PipelineStage.ASR:
@@ -74,7 +78,9 @@ class VoicePipeline:
                 "send audio with start_stage 'asr' (use a local wake word)",
                 "unsupported-stage",
             )
+            self._refused = True  # its audio stream is dropped quietly, not errored per chunk
             return
+        self._refused = False
         self.request = request
         self.turn = None  # the next audio starts a new utterance
 
@@ -88,6 +94,8 @@ class VoicePipeline:
 
     async def audio_chunk(self, chunk: AudioChunk) -> bool:
         """Feed audio upstream as it arrives; False (after an error event) on bad input."""
+        if self._refused:
+            return True
         if self.turn is None:
             if self.request is None:
                 await self.error("audio-chunk before audio-start", "bad-request")
@@ -100,29 +108,28 @@ class VoicePipeline:
         if not await self._check_format(chunk.rate, chunk.width, chunk.channels):
             await turn.cancel()
             return False
-        turn.feed_audio(
-            self._converter.convert(chunk.audio, chunk.rate, chunk.width, chunk.channels)
-        )
-        if self._converter.input_seconds >= self.settings.audio.max_utterance_seconds:
+        pcm = self._converter.convert(chunk.audio, chunk.rate, chunk.width, chunk.channels)
+        turn.feed_audio(pcm)
+        seconds = self._converter.input_seconds
+        silent = self._speech is not None and not self._speech.feed(pcm)
+        if silent and seconds >= self.settings.turn_detection.no_speech_seconds:
+            _LOGGER.info("%s: no speech in %.1fs; ending the turn here", self.label, seconds)
+            turn.end_audio("no-speech")
+        if seconds >= self.settings.audio.max_utterance_seconds:
             _LOGGER.warning(
                 "%s: utterance reached audio.max_utterance_seconds (%ss); ending it there",
                 self.label,
                 self.settings.audio.max_utterance_seconds,
             )
-            self.end_audio()
+            turn.end_audio("cap")
         return True
 
     def end_audio(self) -> None:
-        """The speaker is done: commit upstream now and stream the results back."""
+        """The client says the speaker is done (audio-stop): commit upstream now."""
         turn = self.turn
-        if turn is None or turn.audio_ended_at is not None:
-            return
-        turn.feed_audio(self._converter.flush())
-        turn.end_audio()
-        if self.request is None:
-            self.spawn(self._send_transcript(turn))
-        else:
-            self.spawn(self._respond(turn, self.request))
+        if turn is not None and turn.audio_ended_at is None:
+            turn.feed_audio(self._converter.flush())
+            turn.end_audio("audio-stop")
 
     async def close(self) -> None:
         """The client left: stop writing to it, and drop work only it was waiting for."""
@@ -148,11 +155,25 @@ class VoicePipeline:
         else:
             respond = request.end_stage in ANSWER_STAGES
         self._converter = AudioConverter()
-        # HA's STT requests carry no conversation: their turns are parked for the agent.
-        conversation_id = self.conversation_id if request is not None else None
-        self.turn = await self.assistant.start_audio_turn(
-            self.language, conversation_id, respond=respond
+        # HA's STT requests carry no conversation (their turns are parked for the agent)
+        # and end with audio-stop; pipeline requests are streams the API's VAD may end.
+        streamed = request is not None
+        self._speech = SpeechDetector() if streamed else None
+        self.turn = turn = await self.assistant.start_audio_turn(
+            self.language,
+            self.conversation_id if streamed else None,
+            respond=respond,
+            vad=streamed,
         )
+        self.spawn(self._after_audio(turn, request))
+
+    async def _after_audio(self, turn: Turn, request: RunPipeline | None) -> None:
+        """Once the audio has ended (audio-stop, the API's VAD, no speech, the cap)."""
+        await turn.audio_done.wait()
+        if request is None:
+            await self._send_transcript(turn)
+        else:
+            await self._respond(turn, request)
 
     async def _send_transcript(self, turn: Turn) -> str:
         if not self.satellite:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
@@ -31,6 +32,7 @@ from .pipeline import VoicePipeline
 _LOGGER = logging.getLogger(__name__)
 PING_SECONDS = 10.0  # a silent satellite is pinged; one that stays silent 3x this is gone
 BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+STABLE_SECONDS = 10.0
 
 
 class SatelliteLink:
@@ -48,9 +50,11 @@ class SatelliteLink:
         """Forever: connect, serve, and after a loss wait a growing pause before retrying."""
         failures = 0
         while True:
+            started = time.monotonic()
             try:
                 await self._serve()
-                failures = 0
+                # A link that drops at once (e.g. the satellite serves another hub) backs off.
+                failures = 0 if time.monotonic() - started > STABLE_SECONDS else failures + 1
             except (OSError, TimeoutError, ValueError) as err:
                 reason = getattr(err, "strerror", None) or str(err) or err.__class__.__name__
                 level = logging.WARNING if failures == 0 else logging.DEBUG
@@ -67,7 +71,7 @@ class SatelliteLink:
             self.assistant,
             client.write_event,
             label=f"satellite {self.name}",
-            conversation_id=f"satellite-{self.name}",
+            conversation_id=f"satellite-{self.satellite.uri}",
             satellite=True,
         )
         try:
@@ -107,7 +111,7 @@ class SatelliteLink:
             await client.write_event(Pong(text=Ping.from_event(event).text).event())
         elif Played.is_type(event.type):
             self.played += 1
-            _LOGGER.debug("Satellite %s played the answer", self.name)
+            _LOGGER.info("Satellite %s played the answer", self.name)
         elif Info.is_type(event.type):
             info = Info.from_event(event)
             if info.satellite is not None:

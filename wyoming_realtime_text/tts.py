@@ -119,15 +119,28 @@ class TtsRelay:
             await client.write_event(SynthesizeStop().event())
 
         sender = asyncio.create_task(send_text())
+        reading: asyncio.Task[Event | None] | None = None
         try:
             while True:
-                event = await self._read(client)
+                # The TTS may rightly stay quiet while the model has not written a sentence
+                # yet: its silence only counts once all the text has been sent.
+                reading = reading or asyncio.create_task(client.read_event())
+                done, _ = await asyncio.wait({reading}, timeout=self.settings.timeout)
+                if not done:
+                    if sender.done():
+                        raise TimeoutError
+                    continue
+                event, reading = reading.result(), None
+                if event is None:
+                    raise TtsError(f"the TTS at {self.settings.uri} closed the connection")
                 if SynthesizeStopped.is_type(event.type):
                     break
                 await out.forward(event)
             await sender
         finally:
             sender.cancel()
+            if reading is not None:
+                reading.cancel()
 
     async def _speak_sentences(self, client: AsyncClient, text: TextStream, out: _AudioOut) -> None:
         splitter = SentenceSplitter()

@@ -27,6 +27,7 @@ from .realtime.events import (
     RealtimeEvent,
     ResponseCreated,
     ResponseDone,
+    SpeechStopped,
     TextDelta,
     TextDone,
     UpstreamError,
@@ -75,6 +76,9 @@ class Turn:
         self.item_ids: tuple[str, ...] = ()
         self.audio_bytes_sent = 0
         self.audio_ended_at: float | None = None
+        self.audio_done = asyncio.Event()  # the user's audio ended, however it was decided
+        self.ended_by: str | None = None  # audio-stop, cap, vad or no-speech
+        self.speech_stopped_at: float | None = None
         self.first_text_at: float | None = None
         self._session_ready = session_ready
         self._session: RealtimeSession | None = None
@@ -98,11 +102,16 @@ class Turn:
         if pcm16 and self.audio_ended_at is None:
             self._audio.put_nowait(pcm16)
 
-    def end_audio(self) -> None:
-        """The user stopped speaking: commit and respond as soon as the upload catches up."""
+    def end_audio(self, reason: str = "audio-stop") -> None:
+        """The user stopped speaking: commit and respond as soon as the upload catches up.
+
+        reason "no-speech" ends it without a commit: nobody spoke, nothing is asked.
+        """
         if self.audio_ended_at is None:
             self.audio_ended_at = time.monotonic()
+            self.ended_by = reason
             self._audio.put_nowait(None)
+            self.audio_done.set()
 
     @property
     def audio_deltas_dropped(self) -> int:
@@ -142,7 +151,7 @@ class Turn:
                     if not await self._upload(session, reader):
                         return
                 else:
-                    self.audio_ended_at = time.monotonic()
+                    self.end_audio("typed")
                     await session.add_user_text(self.typed_text)
                 if self.respond:
                     self._response_active = True
@@ -184,6 +193,12 @@ class Turn:
         if reader.done():
             reader.result()  # surfaces the reader's failure
             return False
+        if self.ended_by == "no-speech":
+            await session.clear_audio()
+            self._end(Outcome.NO_SPEECH, "no_speech")
+            return False
+        if self.user_item_id is not None:
+            return True  # the API's turn detection committed the audio itself
         if self.audio_bytes_sent < MIN_COMMIT_BYTES:
             _LOGGER.info("Utterance shorter than 100 ms: nothing to transcribe")
             self._end(Outcome.NO_SPEECH, "too_short")
@@ -198,6 +213,9 @@ class Turn:
     def _handle(self, event: RealtimeEvent) -> None:
         if isinstance(event, InputCommitted):
             self.user_item_id = event.item_id
+            self.end_audio("vad")  # no-op when we committed; else the API's VAD decided
+        elif isinstance(event, SpeechStopped):
+            self.speech_stopped_at = time.monotonic()
         elif isinstance(event, ItemAdded):
             if event.role == "user" and self.user_item_id is None:
                 self.user_item_id = event.item_id
@@ -254,6 +272,8 @@ class Turn:
             _LOGGER.debug("Ignoring harmless Realtime error %s", event.code)
             return
         if event.code == "input_audio_buffer_commit_empty":
+            if self.user_item_id is not None:
+                return  # our commit came after the API's turn detection had committed
             self._end(Outcome.NO_SPEECH, event.code)
             return
         _LOGGER.warning("Realtime API error %s: %s", event.code, event.message)

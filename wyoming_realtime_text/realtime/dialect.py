@@ -20,6 +20,8 @@ from .events import (
     ResponseCreated,
     ResponseDone,
     SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
     TextDelta,
     TextDone,
     UpstreamError,
@@ -49,8 +51,13 @@ class Dialect:
         transcription_model: str,
         language: str | None,
         max_output_tokens: int | None,
+        turn_detection: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Text-only output, pcm16 24 kHz input, input transcription on, turn detection off."""
+        """Text-only output, pcm16 24 kHz input, input transcription on.
+
+        Turn detection is off unless given; when on it must never create responses itself
+        (`create_response: false`), or they would come with the session's defaults.
+        """
         transcription: dict[str, Any] = {"model": transcription_model}
         if language:
             transcription["language"] = language
@@ -60,7 +67,7 @@ class Dialect:
                 "instructions": instructions,
                 "input_audio_format": "pcm16",
                 "input_audio_transcription": transcription,
-                "turn_detection": None,
+                "turn_detection": turn_detection,
                 "max_response_output_tokens": max_output_tokens or "inf",
             }
         else:
@@ -72,7 +79,7 @@ class Dialect:
                     "input": {
                         "format": {"type": "audio/pcm", "rate": 24000},
                         "transcription": transcription,
-                        "turn_detection": None,
+                        "turn_detection": turn_detection,
                     }
                 },
                 "max_output_tokens": max_output_tokens or "inf",
@@ -94,6 +101,20 @@ class Dialect:
 BETA = Dialect("beta", {"OpenAI-Beta": "realtime=v1"})
 GA = Dialect("ga", {})
 DIALECTS = {"beta": BETA, "ga": GA}
+
+
+def turn_detection(kind: str, eagerness: str, threshold: float, silence_ms: int) -> dict[str, Any]:
+    """The API's turn detection, never creating or interrupting responses on its own."""
+    if kind == "semantic_vad":
+        config: dict[str, Any] = {"type": kind, "eagerness": eagerness}
+    else:
+        config = {
+            "type": kind,
+            "threshold": threshold,
+            "prefix_padding_ms": 300,
+            "silence_duration_ms": silence_ms,
+        }
+    return {**config, "create_response": False, "interrupt_response": False}
 
 
 def user_text_item(text: str) -> dict[str, Any]:
@@ -135,6 +156,10 @@ def parse(event: dict[str, Any]) -> RealtimeEvent | None:
     if kind in ("conversation.item.created", "conversation.item.added"):
         item = event.get("item") or {}
         return ItemAdded(str(item.get("id", "")), str(item.get("role", "")))
+    if kind == "input_audio_buffer.speech_started":
+        return SpeechStarted(int(event.get("audio_start_ms") or 0))
+    if kind == "input_audio_buffer.speech_stopped":
+        return SpeechStopped(int(event.get("audio_end_ms") or 0))
     if kind == "input_audio_buffer.committed":
         return InputCommitted(str(event.get("item_id", "")))
     if kind == "response.created":

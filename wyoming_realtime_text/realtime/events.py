@@ -21,6 +21,20 @@ class SessionUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The API's turn detection heard speech begin (at this point of the input audio)."""
+
+    audio_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """The API's turn detection decided the user has finished; a commit follows."""
+
+    audio_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class InputCommitted:
     item_id: str
 
@@ -99,6 +113,8 @@ FATAL_CODES = frozenset({"invalid_api_key", "insufficient_quota", "account_deact
 
 RealtimeEvent = (
     SessionUpdated
+    | SpeechStarted
+    | SpeechStopped
     | InputCommitted
     | ItemAdded
     | InputTranscriptDelta

@@ -57,8 +57,15 @@ def auth_headers(settings: RealtimeSettings) -> dict[str, str]:
 class RealtimeSession:
     """A configured, text-only Realtime session: send requests, receive parsed events."""
 
-    def __init__(self, settings: RealtimeSettings, *, language: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: RealtimeSettings,
+        *,
+        language: str | None = None,
+        turn_detection: dict[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
+        self.turn_detection = turn_detection
         self.dialect = DIALECTS[settings.dialect]
         self.language = language
         self.audio_deltas_dropped = 0
@@ -90,6 +97,7 @@ class RealtimeSession:
                         self.settings.transcription_model,
                         self.language,
                         self.settings.max_output_tokens,
+                        self.turn_detection,
                     )
                 )
                 await self._await_session_updated()
@@ -142,6 +150,9 @@ class RealtimeSession:
         if pcm16:
             audio = base64.b64encode(pcm16).decode("ascii")
             await self.send({"type": "input_audio_buffer.append", "audio": audio})
+
+    async def clear_audio(self) -> None:
+        await self.send({"type": "input_audio_buffer.clear"})
 
     async def commit(self) -> None:
         await self.send({"type": "input_audio_buffer.commit"})
