@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
+from . import vad
 from .replay import replay_commit
 from .responses import split_deltas
 from .scenario import Scenario
@@ -36,6 +37,7 @@ class ConversationMixin:
     item_texts: dict[str, str]
     last_item_id: str | None
     _buffer: bytearray
+    vad: vad.Vad
 
     async def send(self, event: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -50,6 +52,7 @@ class ConversationMixin:
         update = event.get("session")
         p.validate_session(self.dialect, update)  # a rejected update changes nothing
         assert isinstance(update, dict)
+        vad.validate_turn_detection(self.dialect, update)
         session = p.merge_session(self.dialect, self.session, update)
         if self.sim.scenario.mode == "forum_replay":
             p.force_text_only(self.dialect, session)  # the log's session.updated said text
@@ -68,12 +71,23 @@ class ConversationMixin:
             raise p.ProtocolError(
                 "invalid_value", "Invalid 'audio': expected base64.", "audio"
             ) from None
+        config = vad.turn_config(self.dialect, self.session)
+        done = 0
+        for decision in self.vad.feed(pcm, config):
+            self._buffer_audio(pcm[done : decision.at])  # the buffer reaches the decision
+            done = decision.at
+            assert config is not None  # decisions come only with turn detection on
+            await vad.act(self, decision, config)  # type: ignore[arg-type]
+        self._buffer_audio(pcm[done:])
+
+    def _buffer_audio(self, pcm: bytes) -> None:
         self._buffer += pcm
         if len(self._buffer) > MAX_BUFFER_BYTES:
             del self._buffer[: len(self._buffer) - MAX_BUFFER_BYTES]
 
     async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
         self._buffer.clear()
+        self.vad.reset()
         await self.send({"type": "input_audio_buffer.cleared"})
 
     async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
@@ -86,12 +100,17 @@ class ConversationMixin:
             )
         pcm = bytes(self._buffer)
         self._buffer.clear()
+        self.vad.reset()  # a turn the VAD was following ends here, without speech_stopped
+        await self.commit_audio(pcm)
+
+    async def commit_audio(self, pcm: bytes, item_id: str | None = None) -> None:
+        """Turn committed audio into a user item (client commit or turn detection)."""
         self.record(self.commits, pcm)
         scenario = self.sim.scenario
         if scenario.mode == "forum_replay":
-            await replay_commit(self, scenario)
+            await replay_commit(self, scenario)  # the log's ids, whoever committed
             return
-        item_id = p.new_id("item")
+        item_id = item_id or p.new_id("item")
         previous = self.last_item_id
         await self.send(
             {

@@ -128,7 +128,7 @@ RESPONSE_KEYS: dict[Dialect, frozenset[str]] = {
 }
 MODALITY_KEY: dict[Dialect, str] = {"beta": "modalities", "ga": "output_modalities"}
 
-_VAD_DEFAULTS: dict[str, Any] = {
+VAD_DEFAULTS: dict[str, Any] = {
     "type": "server_vad",
     "threshold": 0.5,
     "prefix_padding_ms": 300,
@@ -157,7 +157,7 @@ def default_session(dialect: Dialect, model: str) -> dict[str, Any]:
             "modalities": ["text", "audio"],
             "instructions": DEFAULT_INSTRUCTIONS,
             "voice": "alloy",
-            "turn_detection": dict(_VAD_DEFAULTS),
+            "turn_detection": dict(VAD_DEFAULTS),
             "input_audio_format": "pcm16",
             "output_audio_format": "pcm16",
             "input_audio_transcription": None,
@@ -189,7 +189,7 @@ def default_session(dialect: Dialect, model: str) -> dict[str, Any]:
                 "format": dict(pcm),
                 "transcription": None,
                 "noise_reduction": None,
-                "turn_detection": {**_VAD_DEFAULTS, **_GA_VAD_EXTRA},
+                "turn_detection": {**VAD_DEFAULTS, **_GA_VAD_EXTRA},
             },
             "output": {"format": dict(pcm), "voice": "alloy", "speed": 1.0},
         },
@@ -325,9 +325,14 @@ def validate_response(dialect: Dialect, response: Any) -> None:
 
 
 def _fill_turn_detection(dialect: Dialect, value: Any) -> Any:
-    if isinstance(value, dict) and value.get("type", "server_vad") == "server_vad":
-        extra = _GA_VAD_EXTRA if dialect == "ga" else {}
-        return {**_VAD_DEFAULTS, **extra, **value}
+    if not isinstance(value, dict):
+        return value
+    extra = _GA_VAD_EXTRA if dialect == "ga" else {}
+    if value.get("type", "server_vad") == "server_vad":
+        return {**VAD_DEFAULTS, **extra, **value}
+    if value.get("type") == "semantic_vad":  # idle_timeout_ms is server_vad only
+        extra = {k: v for k, v in extra.items() if k != "idle_timeout_ms"}
+        return {"type": "semantic_vad", "eagerness": "auto", **extra, **value}
     return value
 
 

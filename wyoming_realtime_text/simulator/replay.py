@@ -162,6 +162,7 @@ async def replay_response(run: ResponseRun) -> None:
             first = False
         if "audio_bytes" in record:
             event["delta"] = b64_tone(record["audio_bytes"])
+            run.audio_ms += record["audio_bytes"] // p.BYTES_PER_MS
         if etype == "response.output_item.added":
             item = event["item"]
         if etype == "response.output_item.done":
@@ -169,7 +170,7 @@ async def replay_response(run: ResponseRun) -> None:
         if etype in ("response.created", "response.done"):
             _patch_response(run, event)
         if etype == "response.done":
-            run.done_sent = True
+            run.mark_done()
         await _send_all(conn, [event], ga)
         if etype in TEXT_DELTAS:
             produced += event["delta"]
@@ -183,4 +184,4 @@ async def _cancelled(run: ResponseRun, item: dict[str, Any] | None, produced: st
     if item is not None:
         content = {"type": p.ITEM_CONTENT[run.dialect]["audio"], "transcript": produced}
         output.append({**item, "status": "incomplete", "content": [content]})
-    await run.send_done("cancelled", "client_cancelled", output, None)
+    await run.send_done("cancelled", run.cancel_reason, output, None)

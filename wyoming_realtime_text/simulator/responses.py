@@ -83,6 +83,9 @@ class ResponseRun:
         self.id = p.new_id("resp")
         self.deltas = 0  # text / audio-transcript deltas sent so far
         self.done_sent = False
+        self.audio_ms = 0  # audio produced: its playback delays the VAD's idle timeout
+        self.task: asyncio.Task[None] | None = None  # set by the connection that runs it
+        self.cancel_reason = "client_cancelled"
         self._cancel = asyncio.Event()
         self.write_conversation = params.get("conversation", "auto") != "none"
         key = p.MODALITY_KEY[self.dialect]
@@ -90,9 +93,21 @@ class ResponseRun:
             self.dialect, conn.session
         )
 
-    def cancel(self) -> None:
-        """Ask the response to end as ``cancelled`` at its next step."""
+    def cancel(self, reason: str = "client_cancelled") -> None:
+        """Ask the response to end as ``cancelled`` (with `reason`) at its next step."""
+        if not self._cancel.is_set():
+            self.cancel_reason = reason
         self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether a cancel (client or turn detection) is pending or was applied."""
+        return self._cancel.is_set()
+
+    def mark_done(self) -> None:
+        """Call just before sending ``response.done``: arms the VAD's idle timeout."""
+        self.done_sent = True
+        self.conn.vad.arm_idle(self.audio_ms * p.BYTES_PER_MS)
 
     async def pause(self, seconds: float) -> bool:
         """Sleep up to `seconds`; True if a cancel arrived (now or meanwhile)."""
@@ -140,7 +155,7 @@ class ResponseRun:
     ) -> None:
         """Send ``response.done`` (GA: then ``rate_limits.updated``, as observed live)."""
         obj = self.response_object(status, output, status_details(status, reason), use)
-        self.done_sent = True
+        self.mark_done()
         await self.conn.send({"type": "response.done", "response": obj})
         if self.dialect == "ga":
             await self.send_rate_limits()
@@ -194,12 +209,12 @@ class ResponseRun:
             code = scenario.error_code
             error = {"type": p.error_type(code), "code": code, "message": p.error_message(code)}
             obj = self.response_object("failed", [], {"type": "failed", "error": error}, None)
-            self.done_sent = True
+            self.mark_done()
             await self.conn.send({"type": "response.done", "response": obj})
             return
         if scenario.silent:
             await self._cancel.wait()
-            await self.send_done("cancelled", "client_cancelled", [], None)
+            await self.send_done("cancelled", self.cancel_reason, [], None)
             return
         if self.dialect == "beta":
             await self.send_rate_limits()  # beta sent it right after response.created
@@ -237,15 +252,15 @@ class ResponseRun:
         await conn.send({"type": "response.content_part.added", **ids, "part": part})
 
         pieces = split_deltas(scenario.resolve_reply(self.user_text()))
-        produced, status, reason, audio_ms = "", "completed", None, 0
+        produced, status, reason = "", "completed", None
         for i, piece in enumerate(pieces):
             if await self.pause(scenario.delta_delay if i else scenario.first_token_delay):
-                status, reason = "cancelled", "client_cancelled"
+                status, reason = "cancelled", self.cancel_reason
                 break
             if kind == "audio":
                 await conn.send({"type": names["transcript_delta"], **ids, "delta": piece})
                 ms = min(300, 100 * max(1, len(piece.split())))
-                audio_ms += ms
+                self.audio_ms += ms
                 await conn.send(
                     {"type": names["audio_delta"], **ids, "delta": b64_tone(ms * p.BYTES_PER_MS)}
                 )
@@ -291,4 +306,4 @@ class ResponseRun:
                 "item": done_item,
             }
         )
-        await self.send_done(status, reason, [done_item], usage(self.deltas, audio_ms // 50))
+        await self.send_done(status, reason, [done_item], usage(self.deltas, self.audio_ms // 50))

@@ -5,10 +5,11 @@ in the wild (rejected session.update, audio despite text, cut responses, expired
 sessions, dropped sockets), without an API key or network. It plays the documented
 protocol; it must not be bent to make a particular client pass.
 
-Not implemented (yet): server VAD. Both default sessions have ``server_vad`` on, as
-the real ones do, but this server never emits ``speech_started``/``speech_stopped``
-and never auto-commits or auto-responds: only client commits and response.create
-drive it. A later issue adds VAD behaviour.
+Turn detection is simulated (:mod:`.vad`): both default sessions have ``server_vad``
+on, as the real ones do, so appended audio that sounds like speech gets
+``speech_started``/``speech_stopped``, an automatic commit and, unless
+``create_response`` is false, an automatic response with the SESSION's settings.
+With ``turn_detection: null`` only client commits and response.create drive it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from . import protocol as p
 from .conversation import ConversationMixin
 from .responses import ResponseRun
 from .scenario import Scenario
+from .vad import Vad
 
 _LOGGER = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # append allows 15 MiB of audio, base64 grows it 4/3
@@ -174,6 +176,8 @@ class SimConnection(ConversationMixin):
         self.replay_ids: dict[str, str] = {}  # forum_replay: logged id -> fresh id
         self.replay_transcription: asyncio.Task[None] | None = None
         self._buffer = bytearray()
+        self.vad = Vad()
+        self.vad_events: list[tuple[str, int]] = []  # (decision, audio ms) for inspection
         self._response: ResponseRun | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -300,23 +304,34 @@ class SimConnection(ConversationMixin):
 
     # --- responses ------------------------------------------------------------------------
 
+    def active_response(self) -> ResponseRun | None:
+        """The response in progress (response.done not sent yet), if any."""
+        if self._response is None or self._response.done_sent:
+            return None
+        return self._response
+
     async def _on_response_create(self, event: dict[str, Any]) -> None:
         params = event.get("response")
         p.validate_response(self.dialect, params)
-        if self._response is not None and not self._response.done_sent:
+        if (active := self.active_response()) is not None:
             raise p.ProtocolError(
                 "conversation_already_has_active_response",
-                f"Conversation already has an active response in progress: {self._response.id}. "
+                f"Conversation already has an active response in progress: {active.id}. "
                 "Wait until the response is finished before creating a new one.",
             )
+        await self.create_response(params or {}, event.get("event_id"))
+
+    async def create_response(self, params: dict[str, Any], client_event_id: Any = None) -> None:
+        """Start a response (client response.create, or turn detection with ``{}``)."""
         scenario = self.sim.scenario
         if scenario.error_code is not None and scenario.error_delivery == "event":
             code = scenario.error_code
-            await self.error(code, p.error_message(code), None, event.get("event_id"))
+            await self.error(code, p.error_message(code), None, client_event_id)
             return
-        run = ResponseRun(self, params or {}, scenario)
+        run = ResponseRun(self, params, scenario)
         self._response = run
-        self.spawn(self._run_response(run))
+        self.vad.idle_from = None  # the idle timeout restarts when this one is done
+        run.task = self.spawn(self._run_response(run))
 
     async def _run_response(self, run: ResponseRun) -> None:
         try:
@@ -326,8 +341,9 @@ class SimConnection(ConversationMixin):
                 self._response = None
 
     async def _on_response_cancel(self, event: dict[str, Any]) -> None:
-        if self._response is None or self._response.done_sent:
+        active = self.active_response()
+        if active is None:
             raise p.ProtocolError(
                 "response_cancel_not_active", "Cancellation failed: no active response found"
             )
-        self._response.cancel()
+        active.cancel()

@@ -1,0 +1,145 @@
+"""End of turn for streamed audio: the API's turn detection, the local no-speech guard, the cap.
+
+Satellites stream their microphone until they receive `transcript`; they never send
+`audio-stop`. These tests use real (synthesised) speech, since the local voice detector
+rightly ignores test tones, and the simulator's turn detection, which follows the audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from harness import ServerProcess, server_config, start_server, stop_server
+
+from wyoming_realtime_text.simulator import (
+    RealtimeSimulator,
+    Scenario,
+    SimulatedSatellite,
+    SimulatedTts,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+Rig = tuple[ServerProcess, SimulatedSatellite, SimulatedSatellite, SimulatedTts]
+FIXTURES = Path(__file__).parent / "fixtures"
+SILENCE = bytes(16000 * 2 * 3)  # 3 s of a quiet room after the words
+
+
+def speech(name: str) -> bytes:
+    with wave.open(str(FIXTURES / f"speech-{name}.wav"), "rb") as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (16000, 2, 1)
+        return wav.readframes(wav.getnframes())
+
+
+def satellite(name: str, audio: bytes) -> SimulatedSatellite:
+    return SimulatedSatellite(name=name, audio=audio, send_audio_stop=False, realtime=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def rig(
+    sim: RealtimeSimulator, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Rig]:
+    talker = satellite("talker", speech("kitchen") + SILENCE)
+    quiet = satellite("quiet", SILENCE + SILENCE)
+    async with SimulatedTts() as tts:
+        await talker.start()
+        await quiet.start()
+        config = server_config(
+            sim.url,
+            "ga",
+            tts={"uri": tts.uri},
+            turn_detection={"no_speech_seconds": 1.0},
+            audio={"max_utterance_seconds": 8},
+        )
+        config["satellites"] = [{"uri": s.uri, "name": s.name} for s in (talker, quiet)]
+        server = await start_server(tmp_path_factory.mktemp("eot"), config)
+        await talker.wait_connected(10)
+        await quiet.wait_connected(10)
+        yield server, talker, quiet, tts
+        await stop_server(server)
+        await talker.stop()
+        await quiet.stop()
+
+
+async def test_the_apis_turn_detection_ends_a_streamed_utterance(
+    sim: RealtimeSimulator,
+    rig: Rig,
+) -> None:
+    _, talker, _, tts = rig
+    sim.scenario = Scenario(transcript="What is the weather like today?", reply="Sunny and mild.")
+    before = len(sim.connections)
+    await talker.trigger()
+    await talker.wait_played(20)
+    assert talker.transcripts[-1] == "What is the weather like today?"
+    assert tts.synthesized[-1] == "Sunny and mild."
+    (conn,) = [c for c in sim.connections[before:] if c.commits] or sim.connections[-1:]
+    update = next(e for e in conn.received if e["type"] == "session.update")
+    detection = update["session"]["audio"]["input"]["turn_detection"]
+    assert detection["type"] == "semantic_vad"
+    assert detection["create_response"] is False and detection["interrupt_response"] is False
+    sent = [e["type"] for e in conn.received]
+    assert "input_audio_buffer.commit" not in sent, "the API committed; we did not"
+    assert sent.count("response.create") == 1
+    assert [kind for kind, _ in conn.vad_events][:2] == ["speech_started", "speech_stopped"]
+    # The answer was asked for text only even though the API's VAD made the commit.
+    response = next(e for e in conn.received if e["type"] == "response.create")
+    assert response["response"]["output_modalities"] == ["text"]
+    # Only the words and a little silence went up, not the whole stream.
+    assert len(conn.commits[0]) / 48000 < len(speech("kitchen")) / 32000 + 1.5
+
+
+async def test_no_speech_ends_locally_without_a_commit(
+    sim: RealtimeSimulator,
+    rig: Rig,
+) -> None:
+    server, _, quiet, _ = rig
+    sim.scenario = Scenario(transcript="should never be heard")
+    before = len(sim.connections)
+    mark = len(quiet.received)
+    await quiet.trigger()
+    for _ in range(100):
+        if any(e.type == "error" for e in quiet.received[mark:]):
+            break
+        await asyncio.sleep(0.05)
+    new = quiet.received[mark:]
+    assert [e.data["text"] for e in new if e.type == "transcript"] == [""]
+    assert [e.data["code"] for e in new if e.type == "error"] == ["stt-no-text-recognized"]
+    sent = [e["type"] for c in sim.connections[before:] for e in c.received]
+    assert "input_audio_buffer.clear" in sent, "what went up is dropped"
+    assert "input_audio_buffer.commit" not in sent and "response.create" not in sent
+    assert not quiet.streaming, "the transcript told the satellite to stop streaming"
+    assert "no speech in" in server.log()
+
+
+async def test_server_vad_is_configurable(sim: RealtimeSimulator, tmp_path: Path) -> None:
+    talker = satellite("svad", speech("bedroom") + SILENCE)
+    await talker.start()
+    sim.scenario = Scenario(transcript="Lights off.", reply="Done.")
+    config = server_config(
+        sim.url, "beta", turn_detection={"type": "server_vad", "silence_ms": 700}
+    )
+    config["satellites"] = [{"uri": talker.uri, "name": "svad"}]
+    before = len(sim.connections)
+    async with SimulatedTts() as tts:
+        config["tts"] = {"uri": tts.uri}
+        server = await start_server(tmp_path, config)
+        try:
+            await talker.wait_connected(10)
+            await talker.trigger()
+            await talker.wait_played(20)
+        finally:
+            await stop_server(server)
+            await talker.stop()
+    assert talker.transcripts == ["Lights off."]
+    conn = next(c for c in sim.connections[before:] if c.commits)
+    update = next(e for e in conn.received if e["type"] == "session.update")
+    detection = update["session"]["turn_detection"]
+    assert (detection["type"], detection["silence_duration_ms"]) == ("server_vad", 700)
+    assert detection["create_response"] is False
+    stopped = dict(conn.vad_events)["speech_stopped"]
+    started = dict(conn.vad_events)["speech_started"]
+    assert stopped - started >= 700
