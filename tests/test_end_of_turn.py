@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from harness import ServerProcess, server_config, start_server, stop_server
+from scripted_wake import ScriptedWake
 
 from wyoming_realtime_text.simulator import (
     RealtimeSimulator,
@@ -143,3 +144,39 @@ async def test_server_vad_is_configurable(sim: RealtimeSimulator, tmp_path: Path
     stopped = dict(conn.vad_events)["speech_stopped"]
     started = dict(conn.vad_events)["speech_started"]
     assert stopped - started >= 700
+
+
+async def test_remote_wake_word_sends_only_what_follows_it(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    """A satellite without a local wake word streams all the time (run-pipeline from wake)."""
+    words = speech("kitchen")
+    streamer = SimulatedSatellite(
+        name="streamer", audio=words + SILENCE, start_stage="wake", send_audio_stop=False
+    )
+    sim.scenario = Scenario(transcript="What is the weather like today?", reply="Rain later.")
+    async with ScriptedWake() as wake, SimulatedTts() as tts:
+        await streamer.start()
+        config = server_config(sim.url, "ga", tts={"uri": tts.uri}, wake={"uri": wake.uri})
+        config["satellites"] = [{"uri": streamer.uri, "name": "streamer"}]
+        before = len(sim.connections)
+        server = await start_server(tmp_path, config)
+        try:
+            await streamer.wait_connected(10)
+            await asyncio.sleep(1.0)  # the room is quiet: its audio goes to the wake service only
+            assert wake.chunks > 10 and len(sim.connections) == before
+            wake.arm()
+            await streamer.trigger()
+            await wake.wait_detection(10)
+            await streamer.wait_played(20)
+        finally:
+            await stop_server(server)
+            await streamer.stop()
+    assert streamer.transcripts[-1] == "What is the weather like today?"
+    assert tts.synthesized[-1] == "Rain later."
+    assert wake.detects and wake.detects[0].names in (None, ["ok_nabu"])
+    (conn,) = [c for c in sim.connections[before:] if c.commits]
+    # Upstream got the words after the wake word and the silence the VAD needed, nothing
+    # of the quiet room before it.
+    assert len(conn.commits[0]) / 48000 < len(words) / 32000 + 1.5
+    assert "wake word" in server.log()

@@ -369,4 +369,5 @@ async def test_refused_stream_gets_one_error_not_one_per_chunk(hub: ServerProces
             async with asyncio.timeout(1):
                 while (event := await client.read_event()) is not None:
                     events.append(event)
-    assert [(e.type, e.data.get("code")) for e in events] == [("error", "unsupported-stage")]
+    assert [(e.type, e.data.get("code")) for e in events] == [("error", "wake-not-configured")]
+    assert "local wake word" in events[0].data["text"] and "wake.uri" in events[0].data["text"]

@@ -81,6 +81,12 @@ class TtsSettings:
 
 
 @dataclass(frozen=True)
+class WakeSettings:
+    uri: str = ""
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SatelliteSettings:
     uri: str = ""
     name: str = ""
@@ -96,6 +102,7 @@ class Settings:
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
     turn_detection: TurnDetectionSettings = field(default_factory=TurnDetectionSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
+    wake: WakeSettings = field(default_factory=WakeSettings)
     satellites: list[SatelliteSettings] = field(default_factory=list)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
 
@@ -249,6 +256,8 @@ def _check(settings: Settings) -> None:
     _check_uri("server.uri", settings.server.uri)
     if settings.tts.uri:
         _check_uri("tts.uri", settings.tts.uri)
+    if settings.wake.uri:
+        _check_uri("wake.uri", settings.wake.uri)
     for index, satellite in enumerate(settings.satellites):
         _check_uri(f"satellites[{index}].uri", satellite.uri)
     vad = settings.turn_detection

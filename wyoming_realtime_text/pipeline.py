@@ -29,6 +29,7 @@ from .conversations import Assistant
 from .tts import TtsError, TtsRelay
 from .turn import Outcome, Turn
 from .vad import SpeechDetector
+from .wake import WakeError, WakeListener
 
 _LOGGER = logging.getLogger(__name__)
 ANSWER_STAGES = (PipelineStage.INTENT, PipelineStage.HANDLE, PipelineStage.TTS)
@@ -61,6 +62,7 @@ class VoicePipeline:
         self._converter = AudioConverter()
         self._speech: SpeechDetector | None = None
         self._refused = False  # the last run-pipeline was refused: ignore its audio
+        self._wake: WakeListener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- requests -------------------------------------------------------------------------
@@ -72,17 +74,25 @@ class VoicePipeline:
         self._refused = False
 
     async def run_pipeline(self, request: RunPipeline) -> None:
-        if request.start_stage != PipelineStage.ASR:
+        await self._stop_wake()
+        self._refused = True  # until accepted: its audio is dropped quietly, not per chunk
+        if request.start_stage == PipelineStage.WAKE and not self.settings.wake.uri:
+            await self.error(
+                "no wake word service is configured here: use a local wake word on the "
+                "satellite, or set wake.uri (e.g. openWakeWord)",
+                "wake-not-configured",
+            )
+            return
+        if request.start_stage not in (PipelineStage.WAKE, PipelineStage.ASR):
             await self.error(
                 f"start stage {request.start_stage.value!r} is not supported; "
-                "send audio with start_stage 'asr' (use a local wake word)",
+                "send audio from the asr or wake stage",
                 "unsupported-stage",
             )
-            self._refused = True  # its audio stream is dropped quietly, not errored per chunk
             return
         self._refused = False
         self.request = request
-        self.turn = None  # the next audio starts a new utterance
+        self.turn = None  # the next audio starts a new utterance (after the wake word)
 
     async def audio_start(self, start: AudioStart) -> bool:
         """Begin an utterance; False (after an error event) when the format is unusable."""
@@ -96,6 +106,8 @@ class VoicePipeline:
         """Feed audio upstream as it arrives; False (after an error event) on bad input."""
         if self._refused:
             return True
+        if self.turn is None and self._waits_for_wake():
+            return await self._listen_for_wake(chunk)
         if self.turn is None:
             if self.request is None:
                 await self.error("audio-chunk before audio-start", "bad-request")
@@ -131,8 +143,36 @@ class VoicePipeline:
             turn.feed_audio(self._converter.flush())
             turn.end_audio("audio-stop")
 
+    def _waits_for_wake(self) -> bool:
+        return self.request is not None and self.request.start_stage == PipelineStage.WAKE
+
+    async def _listen_for_wake(self, chunk: AudioChunk) -> bool:
+        """Audio goes to the wake service only; the turn starts after the wake word."""
+        if self._wake is None:
+            self._wake = WakeListener(self.settings.wake, self.request.wake_word_names)
+        try:
+            await self._wake.feed(chunk)
+        except WakeError as err:
+            await self._stop_wake()
+            self._refused = True
+            await self.error(str(err), "wake-failed")
+            return True
+        if self._wake.detected:
+            _LOGGER.info("%s: wake word %r", self.label, self._wake.detection.name)
+            await self._stop_wake()
+            await self._start_turn()
+        elif self._wake.failed:
+            await self._stop_wake()  # the service ended the session: start a new one
+        return True
+
+    async def _stop_wake(self) -> None:
+        wake, self._wake = self._wake, None
+        if wake is not None:
+            await wake.close()
+
     async def close(self) -> None:
         """The client left: stop writing to it, and drop work only it was waiting for."""
+        await self._stop_wake()
         turn = self.turn
         owned = self.request is not None or (turn is not None and turn.audio_ended_at is None)
         if turn is not None and owned and not turn.finished:
@@ -170,6 +210,8 @@ class VoicePipeline:
     async def _after_audio(self, turn: Turn, request: RunPipeline | None) -> None:
         """Once the audio has ended (audio-stop, the API's VAD, no speech, the cap)."""
         await turn.audio_done.wait()
+        if self._waits_for_wake() and request is self.request and request.restart_on_end:
+            self.turn = None  # a streaming satellite: listen for the wake word again
         if request is None:
             await self._send_transcript(turn)
         else:

@@ -45,6 +45,8 @@ class SatelliteLink:
         self.name = satellite.name or satellite.uri
         self.connected = asyncio.Event()
         self.played = 0
+        self._reading: asyncio.Task[Event | None] | None = None
+        self._answers_pings = False
 
     async def run(self) -> None:
         """Forever: connect, serve, and after a loss wait a growing pause before retrying."""
@@ -53,13 +55,13 @@ class SatelliteLink:
             started = time.monotonic()
             try:
                 await self._serve()
-                # A link that drops at once (e.g. the satellite serves another hub) backs off.
-                failures = 0 if time.monotonic() - started > STABLE_SECONDS else failures + 1
             except (OSError, TimeoutError, ValueError) as err:
                 reason = getattr(err, "strerror", None) or str(err) or err.__class__.__name__
                 level = logging.WARNING if failures == 0 else logging.DEBUG
                 _LOGGER.log(level, "Satellite %s unreachable: %s", self.name, reason)
-                failures += 1
+            # A link that held a while starts the backoff over; one that drops at once
+            # (unreachable, or serving another hub) waits longer each time.
+            failures = 0 if time.monotonic() - started > STABLE_SECONDS else failures + 1
             delay = BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)]
             await asyncio.sleep(delay)
 
@@ -74,6 +76,7 @@ class SatelliteLink:
             conversation_id=f"satellite-{self.satellite.uri}",
             satellite=True,
         )
+        self._answers_pings = False
         try:
             await client.write_event(RunSatellite().event())
             await client.write_event(Describe().event())
@@ -83,19 +86,31 @@ class SatelliteLink:
                 await self._handle(event, voice, client)
             _LOGGER.warning("Satellite %s disconnected", self.name)
         finally:
+            if self._reading is not None:
+                self._reading.cancel()
+                self._reading = None
             self.connected.clear()
             await voice.close()  # cancels an unfinished turn upstream
             await client.disconnect()
 
     async def _read(self, client: AsyncClient) -> Event | None:
-        """The next event; pings a quiet satellite, gives up on a silent one."""
-        for _ in range(3):
-            try:
-                async with asyncio.timeout(PING_SECONDS):
-                    return await client.read_event()
-            except TimeoutError:
-                await client.write_event(Ping().event())
-        raise TimeoutError("no answer to pings")
+        """The next event; pings a quiet satellite, gives up on one that stopped answering.
+
+        Satellites on older wyoming versions never answer pings and are quiet between
+        turns: only a satellite that has answered a ping is held to it. The read itself is
+        never interrupted (that could cut an event in half); it is awaited again.
+        """
+        missed = 0
+        while True:
+            self._reading = self._reading or asyncio.create_task(client.read_event())
+            done, _ = await asyncio.wait({self._reading}, timeout=PING_SECONDS)
+            if done:
+                event, self._reading = self._reading.result(), None
+                return event
+            if self._answers_pings and missed >= 2:
+                raise TimeoutError("no answer to pings")
+            missed += 1
+            await client.write_event(Ping().event())
 
     async def _handle(self, event: Event, voice: VoicePipeline, client: AsyncClient) -> None:
         if AudioChunk.is_type(event.type):
@@ -109,6 +124,8 @@ class SatelliteLink:
             voice.end_audio()
         elif Ping.is_type(event.type):
             await client.write_event(Pong(text=Ping.from_event(event).text).event())
+        elif Pong.is_type(event.type):
+            self._answers_pings = True
         elif Played.is_type(event.type):
             self.played += 1
             _LOGGER.info("Satellite %s played the answer", self.name)
