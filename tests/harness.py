@@ -65,6 +65,9 @@ def server_config(sim_url: str, dialect: str, **extra: Any) -> dict[str, Any]:
             "api_key": "${TEST_REALTIME_KEY}",
             "connect_timeout": 3,
             "response_timeout": RESPONSE_TIMEOUT,
+            # Most tests read "the connections since X" as the turn's session: keep every
+            # session fresh. Warm sessions have their own tests (test_warm_sessions.py).
+            "warm_sessions": 0,
         },
         "languages": ["en", "ja"],
         "fallback_text": FALLBACK,

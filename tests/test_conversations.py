@@ -16,10 +16,16 @@ from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
 from wyoming_realtime_text.turn import Outcome
 
 
-def settings_for(sim: RealtimeSimulator, **conversation: object) -> Settings:
+def settings_for(
+    sim: RealtimeSimulator, warm_sessions: int | None = 0, **conversation: object
+) -> Settings:
+    """Settings against `sim`; warm sessions off unless asked for (None: the default, 1)."""
+    realtime = {"url": sim.url, "api_key": "k", "response_timeout": 2}
+    if warm_sessions is not None:
+        realtime["warm_sessions"] = warm_sessions
     return parse_settings(
         {
-            "realtime": {"url": sim.url, "api_key": "k", "response_timeout": 2},
+            "realtime": realtime,
             "conversation": conversation,
             "fallback_text": "Fallback.",
         }

@@ -118,6 +118,7 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
                 "Using the built-in Realtime simulator at %s (canned answers)", simulator.url
             )
         assistant = Assistant(settings)
+        assistant.start()
         stack.push_async_callback(assistant.close)
         hub = SatelliteHub(settings, assistant)
         hub.start()

@@ -47,6 +47,7 @@ class RealtimeSettings:
     max_output_tokens: int | None = 1024
     connect_timeout: float = 10.0
     response_timeout: float = 30.0
+    warm_sessions: int = 1
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("languages must name at least one language")
     if rt.max_output_tokens is not None and not 1 <= rt.max_output_tokens <= 4096:
         raise ConfigError("realtime.max_output_tokens must be between 1 and 4096, or null")
+    if rt.warm_sessions < 0:
+        raise ConfigError(f"realtime.warm_sessions must be 0 or more, not {rt.warm_sessions}")
     _positive("realtime.connect_timeout", rt.connect_timeout)
     _positive("realtime.response_timeout", rt.response_timeout)
     _positive("audio.max_utterance_seconds", settings.audio.max_utterance_seconds)

@@ -20,11 +20,11 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from .config import Settings
 from .realtime.dialect import turn_detection
 from .realtime.events import RealtimeError
+from .realtime.pool import SessionPool, too_old
 from .realtime.session import RealtimeSession
 from .turn import Outcome, Turn
 
@@ -48,8 +48,8 @@ class Conversation:
     """One session and the turns it remembers."""
 
     settings: Settings
+    pool: SessionPool
     language: str | None = None
-    vad: bool = False  # the API's turn detection ends streamed utterances (satellites)
     name: str = field(default_factory=lambda: f"conv-{next(_ids)}")
     session: RealtimeSession | None = None
     turns: list[Turn] = field(default_factory=list)
@@ -62,25 +62,30 @@ class Conversation:
         return self._current
 
     async def session_ready(self) -> RealtimeSession:
-        """The open session, connecting (again) if needed."""
+        """The open session; a lost or aging one is replaced and given the history again."""
         async with self._opening:
-            if self.session is None or not self.session.is_open:
-                if self.turns:
-                    _LOGGER.info("%s: session lost; follow-ups start a new history", self.name)
-                    self.turns.clear()
-                self.session = RealtimeSession(
-                    self.settings.realtime,
-                    language=self.language,
-                    turn_detection=self._turn_detection(),
-                )
-                await self.session.open()
+            old = self.session
+            if old is not None and old.is_open and not too_old(old):
+                return old
+            self.session = await self.pool.take(self.language)
+            if old is not None:
+                await old.close()
+                await self._reseed(self.session)
             return self.session
 
-    def _turn_detection(self) -> dict[str, Any] | None:
-        if not self.vad:
-            return None
-        vad = self.settings.turn_detection
-        return turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms)
+    async def _reseed(self, session: RealtimeSession) -> None:
+        """A new session knows nothing: tell it the remembered turns as text."""
+        remembered = [t for t in self.turns if t.transcript.text and t.answer.text]
+        if remembered:
+            _LOGGER.info("%s: new session; re-seeding %d turn(s)", self.name, len(remembered))
+        for turn in remembered:
+            await session.add_history(turn.transcript.text, turn.answer.text.strip())
+            turn.user_item_id, turn.item_ids = None, ()  # their ids died with the old session
+
+    def rotate_soon(self, now: float) -> bool:
+        """Idle with a session near the API's limit: worth replacing before the next turn."""
+        idle = self._current is None or self._current.finished
+        return idle and self.session is not None and too_old(self.session, now)
 
     async def start(self, *, respond: bool, text: str | None = None) -> Turn:
         """A new turn in this conversation, after the previous one has ended."""
@@ -135,6 +140,21 @@ class Assistant:
         self._unbound: set[Conversation] = set()  # spoken turns not yet parked or adopted
         self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        vad = settings.turn_detection
+        self.pools = {
+            False: SessionPool(settings.realtime, settings.realtime.warm_sessions),
+            True: SessionPool(
+                settings.realtime,
+                len(settings.satellites) if settings.realtime.warm_sessions else 0,
+                turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
+            ),
+        }
+
+    def start(self) -> None:
+        """Open the warm sessions (call once the event loop runs)."""
+        for pool in self.pools.values():
+            pool.start()
+        self._ensure_sweeper()
 
     async def start_audio_turn(
         self,
@@ -155,7 +175,7 @@ class Assistant:
             turn = await conversation.start(respond=respond)
             self._spawn(conversation.remember(turn))
             return turn
-        conversation = Conversation(self.settings, base_language(language))
+        conversation = Conversation(self.settings, self.pools[vad], base_language(language))
         self._unbound.add(conversation)
         turn = await conversation.start(respond=respond)
         if respond:
@@ -193,6 +213,7 @@ class Assistant:
         self.conversations.clear()
         self._unbound.clear()
         await asyncio.gather(*(c.close() for c in conversations), return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -204,7 +225,7 @@ class Assistant:
     ) -> Conversation:
         conversation = self.conversations.get(conversation_id)
         if conversation is None:
-            conversation = Conversation(self.settings, base_language(language), vad)
+            conversation = Conversation(self.settings, self.pools[vad], base_language(language))
             self._adopt(conversation_id, conversation)
         self.conversations.move_to_end(conversation_id)
         return conversation
@@ -279,6 +300,9 @@ class Assistant:
         idle = self.settings.conversation.idle_seconds
         for cid in [c for c, conv in self.conversations.items() if now - conv.last_used > idle]:
             stale.append(self.conversations.pop(cid))
+        for conversation in self.conversations.values():
+            if conversation.rotate_soon(now):
+                self._spawn(conversation.session_ready())  # at an idle moment, not mid-turn
         if stale:
             _LOGGER.debug("Closing %d idle or unclaimed conversation(s)", len(stale))
         await asyncio.gather(*(c.close() for c in stale), return_exceptions=True)

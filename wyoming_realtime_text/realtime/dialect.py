@@ -86,6 +86,29 @@ class Dialect:
             }
         return {"type": "session.update", "session": session}
 
+    def transcription_update(self, model: str, language: str) -> dict[str, Any]:
+        """Only the transcription settings, for a session that is already configured."""
+        transcription = {"model": model, "language": language}
+        if self.name == "beta":
+            return {
+                "type": "session.update",
+                "session": {"input_audio_transcription": transcription},
+            }
+        session = {"type": "realtime", "audio": {"input": {"transcription": transcription}}}
+        return {"type": "session.update", "session": session}
+
+    def assistant_text_item(self, text: str) -> dict[str, Any]:
+        """An earlier answer, re-seeded as the assistant's text message."""
+        part = "text" if self.name == "beta" else "output_text"
+        return {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": part, "text": text}],
+            },
+        }
+
     def response_create(self, max_output_tokens: int | None) -> dict[str, Any]:
         """Text-only again on the response itself: a response's own settings win."""
         key = "modalities" if self.name == "beta" else "output_modalities"

@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
@@ -70,6 +71,7 @@ class RealtimeSession:
         self.language = language
         self.audio_deltas_dropped = 0
         self.text_only_confirmed = False
+        self.opened_at = 0.0
         self._ws: ClientConnection | None = None
 
     @property
@@ -102,6 +104,7 @@ class RealtimeSession:
                 )
                 await self._await_session_updated()
             opened = True
+            self.opened_at = time.monotonic()
         except InvalidStatus as err:
             status = err.response.status_code
             raise RealtimeError(f"http_{status}", _http_message(status)) from None
@@ -150,6 +153,18 @@ class RealtimeSession:
         if pcm16:
             audio = base64.b64encode(pcm16).decode("ascii")
             await self.send({"type": "input_audio_buffer.append", "audio": audio})
+
+    async def set_language(self, language: str) -> None:
+        """Tell a warm session the language of the speech to come (transcription hint)."""
+        if language != self.language:
+            self.language = language
+            model = self.settings.transcription_model
+            await self.send(self.dialect.transcription_update(model, language))
+
+    async def add_history(self, user_text: str, answer: str) -> None:
+        """Re-seed one earlier turn into a new session, so follow-ups keep their context."""
+        await self.send(user_text_item(user_text))
+        await self.send(self.dialect.assistant_text_item(answer))
 
     async def clear_audio(self) -> None:
         await self.send({"type": "input_audio_buffer.clear"})

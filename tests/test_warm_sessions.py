@@ -1,0 +1,124 @@
+"""Warm sessions: spares ready before anyone speaks, rotation, reconnect and re-seeding."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import pytest_asyncio
+from test_conversations import settings_for, speak
+
+from wyoming_realtime_text.conversations import Assistant
+from wyoming_realtime_text.realtime import pool
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection
+from wyoming_realtime_text.turn import Outcome
+
+
+@pytest_asyncio.fixture
+async def sim() -> AsyncIterator[RealtimeSimulator]:
+    async with RealtimeSimulator() as simulator:
+        yield simulator
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def user_texts(conn: SimConnection) -> list[tuple[str, str]]:
+    return [
+        (e["item"]["role"], e["item"]["content"][0]["text"])
+        for e in conn.received
+        if e["type"] == "conversation.item.create"
+    ]
+
+
+async def test_an_utterance_uses_a_session_opened_before_it(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim, warm_sessions=None))
+    assistant.start()
+    try:
+        await until(lambda: assistant.pools[False].ready == 1, "a warm session")
+        (spare,) = sim.connections
+        assert any(e["type"] == "session.update" for e in spare.received)
+        sim.scenario = Scenario(handshake_delay=0.5)  # a cold start would show it
+        started = time.monotonic()
+        turn = await speak(assistant)
+        await turn.wait()
+        assert turn.outcome is Outcome.COMPLETED
+        assert spare.commits, "the utterance went to the warm session"
+        commit_at = next(t for t, way, kind in spare.log if kind == "input_audio_buffer.commit")
+        assert commit_at - started < 0.5, "no handshake on the utterance's path"
+        await until(lambda: len(sim.connections) == 2, "a replacement spare")
+    finally:
+        await assistant.close()
+    assert all(c.closed for c in sim.connections)
+
+
+async def test_a_lost_session_is_replaced_and_re_seeded(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim, warm_sessions=None))
+    try:
+        sim.scenario = Scenario(reply="Nice to meet you, Ada.")
+        first = await assistant.answer("My name is Ada.", "c1", "en")
+        await first.wait()
+        await asyncio.sleep(0.05)
+        sim.scenario = Scenario(session_expired_after=1, reply="One two three.")
+        lost = await assistant.answer("Count to three.", "c1", "en")
+        await lost.wait()
+        assert lost.outcome is Outcome.FALLBACK
+        sim.scenario = Scenario(reply="Your name is Ada.")
+        follow_up = await assistant.answer("What is my name?", "c1", "en")
+        await follow_up.wait()
+        assert follow_up.answer.text == "Your name is Ada."
+        old, new = sim.connections
+        assert old.closed
+        assert user_texts(new) == [
+            ("user", "My name is Ada."),
+            ("assistant", "Nice to meet you, Ada."),
+            ("user", "What is my name?"),
+        ]
+    finally:
+        await assistant.close()
+
+
+async def test_an_aging_session_is_rotated_while_idle(
+    sim: RealtimeSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "MAX_SESSION_SECONDS", {"ga": 1.5, "beta": 1.5})
+    monkeypatch.setattr(pool, "ROTATE_MARGIN_SECONDS", 1.0)  # rotate after 0.5 s
+    assistant = Assistant(settings_for(sim, warm_sessions=None))
+    try:
+        sim.scenario = Scenario(reply="Noted.")
+        await (await assistant.answer("Remember the number 7.", "c1", "en")).wait()
+        await asyncio.sleep(0.7)
+        await assistant.sweep()
+        await until(lambda: len(sim.connections) == 2 and sim.connections[0].closed, "rotation")
+        assert user_texts(sim.connections[1]) == [
+            ("user", "Remember the number 7."),
+            ("assistant", "Noted."),
+        ]
+        await (await assistant.answer("Which number?", "c1", "en")).wait()
+        assert user_texts(sim.connections[1])[-1] == ("user", "Which number?")
+        assert len(sim.connections) == 2, "the rotated session served the next turn"
+    finally:
+        await assistant.close()
+
+
+async def test_an_old_spare_is_never_handed_out(
+    sim: RealtimeSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assistant = Assistant(settings_for(sim, warm_sessions=None))
+    assistant.start()
+    try:
+        await until(lambda: assistant.pools[False].ready == 1, "a warm session")
+        monkeypatch.setattr(pool, "MAX_SESSION_SECONDS", {"ga": 0.0, "beta": 0.0})
+        monkeypatch.setattr(pool, "ROTATE_MARGIN_SECONDS", 0.0)
+        turn = await assistant.answer("hello", "c1", "en")
+        await turn.wait()
+        spare = sim.connections[0]
+        assert spare.closed and not user_texts(spare)
+    finally:
+        await assistant.close()
