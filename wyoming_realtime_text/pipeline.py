@@ -64,6 +64,9 @@ class VoicePipeline:
         self._refused = False  # the last run-pipeline was refused: ignore its audio
         self._wake: WakeListener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Turns only this client waits for (pipeline requests, not HA's parked STT turns):
+        # cancelled upstream if it leaves.
+        self._owned: set[Turn] = set()
 
     # -- requests -------------------------------------------------------------------------
 
@@ -174,17 +177,14 @@ class VoicePipeline:
         """The client left: stop writing to it, and drop work only it was waiting for."""
         await self._stop_wake()
         turn = self.turn
-        owned = self.request is not None or (turn is not None and turn.audio_ended_at is None)
-        if turn is not None and owned and not turn.finished:
-            await turn.cancel()
+        if turn is not None and turn.audio_ended_at is None:
+            self._owned.add(turn)  # mid-utterance: nobody else will ever claim it
+        for owned in list(self._owned):
+            if not owned.finished:
+                await owned.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def wait(self) -> None:
-        """Until everything streaming back to the client has been written."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- results --------------------------------------------------------------------------
 
@@ -205,6 +205,8 @@ class VoicePipeline:
             respond=respond,
             vad=streamed,
         )
+        if streamed:
+            self._owned = {t for t in self._owned if not t.finished} | {turn}
         self.spawn(self._after_audio(turn, request))
 
     async def _after_audio(self, turn: Turn, request: RunPipeline | None) -> None:
