@@ -1,0 +1,253 @@
+"""Section 1: latency the server adds on the audio path, at 1, 50 and 200 concurrent clients.
+
+Each client is a direct Wyoming client (`run-pipeline {asr -> handle}`) that streams speech
+fixtures of 2-3 s in 20 ms chunks at real-time pace, sends `audio-stop` and reads the answer;
+clients start staggered over one utterance, so their ends of speech are spread out.
+Two hops are timed, both with clocks in this process:
+  (a) the client sends `audio-stop` -> the simulator has received both
+      `input_audio_buffer.commit` and `response.create` (the later of the two), as its
+      `conn.log` records them: when it handles them, after every event before them;
+  (a') the same, stamped when the two events reach the simulator's socket, so the
+      simulator's own queueing (it handles one event at a time) is left out;
+  (b) the simulator sends the first `response.output_text.delta` -> the client has the
+      first `handled-chunk`. The simulated model answers at a model's pace (first token
+      after 50 ms, then one every 20 ms), so (b) times the relay of a token, not a burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clients import Connection, Speech, Utterance, pipeline_turn
+from measure import LagMonitor, Row, fmt_ms, percentile, progress, verdict
+from rig import FALLBACK, StampedConnection, serving
+
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection
+
+TEXT_DELTAS = frozenset({"response.output_text.delta", "response.text.delta"})
+COMMIT = frozenset({"input_audio_buffer.commit"})
+CREATE = frozenset({"response.create"})
+GOALS = {1: 0.001, 200: 0.005}  # p99 of both hops
+# A model's pace: the first token comes after the transcript is out, the rest stream in.
+FIRST_TOKEN = 0.05
+TOKEN_INTERVAL = 0.02
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    upstream: list[float] = field(default_factory=list)  # (a)
+    arrival: list[float] = field(default_factory=list)  # (a')
+    downstream: list[float] = field(default_factory=list)  # (b)
+    failures: int = 0
+    server_cpu: float = 0.0  # CPU seconds per second (1.0 = one core busy)
+    bench_cpu: float = 0.0  # the same for this process (clients and simulator)
+    bench_lag_p99: float = 0.0
+    seconds: float = 0.0
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _first(conn: SimConnection, way: str, kinds: frozenset[str], since: float) -> float | None:
+    """When the simulator first handled / sent one of `kinds` at or after `since`."""
+    return next(
+        (at for at, d, kind in conn.log if at >= since and d == way and kind in kinds), None
+    )
+
+
+def _arrived(conn: SimConnection, kinds: frozenset[str], since: float) -> float | None:
+    """When one of `kinds` first reached the simulator's socket at or after `since`."""
+    assert isinstance(conn.ws, StampedConnection)
+    return next((at for at, kind in conn.ws.arrivals if at >= since and kind in kinds), None)
+
+
+def _session_of(sim: RealtimeSimulator, transcript: str) -> SimConnection | None:
+    """The simulated session that heard `transcript` (every commit is heard differently)."""
+    return next((c for c in reversed(sim.connections) if transcript in c.item_texts.values()), None)
+
+
+def _record(result: LoadResult, conn: SimConnection, turn: Utterance) -> bool:
+    if turn.audio_stop is None or turn.first_text_at is None:
+        return False
+    stop = turn.audio_stop
+    commit, create = _first(conn, "in", COMMIT, stop), _first(conn, "in", CREATE, stop)
+    arrived = [_arrived(conn, COMMIT, stop), _arrived(conn, CREATE, stop)]
+    if commit is None or create is None or None in arrived:
+        return False
+    delta = _first(conn, "out", TEXT_DELTAS, create)
+    if delta is None:
+        return False
+    result.upstream.append(max(commit, create) - stop)
+    result.arrival.append(max(a for a in arrived if a is not None) - stop)
+    result.downstream.append(turn.first_text_at - delta)
+    return True
+
+
+async def _client(
+    uri: str,
+    sim: RealtimeSimulator,
+    index: int,
+    utterances: int,
+    speeches: Sequence[Speech],
+    delay: float,
+    result: LoadResult,
+) -> None:
+    rng = random.Random(index)
+    await asyncio.sleep(delay)
+    async with Connection(uri) as conn:
+        session: SimConnection | None = None
+        for k in range(utterances):
+            turn = await pipeline_turn(conn, speeches[(index + k) % len(speeches)])
+            ok = turn.error is None and FALLBACK not in "".join(turn.answer)
+            if ok:
+                session = session or _session_of(sim, turn.transcript)
+            if not (ok and session is not None and _record(result, session, turn)):
+                result.failures += 1
+            await asyncio.sleep(rng.uniform(0.1, 0.3))
+
+
+async def measure_load(
+    workdir: Path, clients: int, utterances: int, speeches: Sequence[Speech]
+) -> LoadResult:
+    """`clients` concurrent streams of `utterances` utterances each, on a fresh server."""
+    heard = itertools.count(1)
+    scenario = Scenario(
+        transcript=lambda _pcm: f"Utterance number {next(heard)}.",
+        first_token_delay=FIRST_TOKEN,
+        delta_delay=TOKEN_INTERVAL,
+    )
+    conversation = {"max_conversations": max(1000, 2 * clients)}
+    result = LoadResult(clients)
+    async with serving(workdir, scenario, conversation=conversation) as (sim, server):
+        async with Connection(server.uri) as conn:  # warm-up: lazy imports, first session
+            await pipeline_turn(conn, speeches[0], realtime=False)
+        stagger = sum(s.seconds for s in speeches) / len(speeches)
+        cpu, own, start = server.cpu_seconds(), _own_cpu(), time.monotonic()
+        async with LagMonitor() as lag:
+            await asyncio.gather(
+                *(
+                    _client(server.uri, sim, i, utterances, speeches, stagger * i / clients, result)
+                    for i in range(clients)
+                )
+            )
+        result.seconds = time.monotonic() - start
+        result.server_cpu = (server.cpu_seconds() - cpu) / result.seconds
+        result.bench_cpu = (_own_cpu() - own) / result.seconds
+        result.bench_lag_p99 = lag.p99
+    return result
+
+
+ECHO_SERVER = """
+import asyncio
+
+async def echo(reader, writer):
+    while line := await reader.readline():
+        writer.write(line)
+        await writer.drain()
+
+async def main():
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+async def loopback_floor(samples: int) -> list[float]:
+    """Round trips to a trivial asyncio echo process, one every 20 ms (as audio chunks come).
+
+    Both hops cross from this process to another and back, as (a) and (b) do, so this is
+    their floor on this machine: what waking an idle process and loopback TCP cost.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ECHO_SERVER, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        port = int(await process.stdout.readline())
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        trips = []
+        for _ in range(samples):
+            await asyncio.sleep(0.02)
+            sent = time.monotonic()
+            writer.write(b"ping\n")
+            await writer.drain()
+            await reader.readline()
+            trips.append(time.monotonic() - sent)
+        writer.close()
+        await writer.wait_closed()
+        return trips
+    finally:
+        process.kill()
+        await process.wait()
+
+
+def load_rows(results: Sequence[LoadResult], floor: list[float]) -> list[Row]:
+    rows = [
+        Row(
+            "1",
+            "(ref) loopback round trip to an idle asyncio echo process",
+            str(len(floor)),
+            fmt_ms(percentile(floor, 50)),
+            fmt_ms(percentile(floor, 99)),
+            note="the floor under (a) and (b) on this machine; one every 20 ms",
+        )
+    ]
+    for r in results:
+        goal = GOALS.get(r.clients)
+        who = f"{r.clients} client{'s' if r.clients > 1 else ''}"
+        for label, values in (
+            ("(a) audio-stop → commit + response.create", r.upstream),
+            ("(a′) the same, at the simulator's socket", r.arrival),
+            ("(b) first text delta → first handled-chunk", r.downstream),
+        ):
+            p99 = percentile(values, 99)
+            note = ""
+            if label.startswith("(a)"):
+                note = (
+                    f"CPU: server {r.server_cpu:.0%}, bench {r.bench_cpu:.0%} of a core; "
+                    f"bench loop lag p99 {fmt_ms(r.bench_lag_p99)}; {r.failures} failed"
+                )
+            rows.append(
+                Row(
+                    "1",
+                    f"{label}, {who}",
+                    str(len(values)),
+                    fmt_ms(percentile(values, 50)),
+                    fmt_ms(p99),
+                    f"p99 < {fmt_ms(goal)}" if goal else "",
+                    verdict(p99 < goal) if goal and values else "",
+                    note,
+                )
+            )
+    return rows
+
+
+async def section(workdir: Path, quick: bool, speeches: Sequence[Speech]) -> list[Row]:
+    plan = [(1, 2), (50, 1), (200, 1)] if quick else [(1, 40), (50, 3), (200, 2)]
+    progress("1: loopback floor (round trips to an idle echo process)")
+    floor = await loopback_floor(50 if quick else 500)
+    results = []
+    for clients, utterances in plan:
+        progress(f"1: {clients} client(s) x {utterances} utterance(s), real-time audio")
+        result = await measure_load(workdir / f"load-{clients}", clients, utterances, speeches)
+        progress(
+            f"   (a) p99 {fmt_ms(percentile(result.upstream, 99))}, (b) p99 "
+            f"{fmt_ms(percentile(result.downstream, 99))}, CPU server {result.server_cpu:.0%} "
+            f"bench {result.bench_cpu:.0%}, "
+            f"{result.failures} failed, {result.seconds:.1f}s"
+        )
+        results.append(result)
+    return load_rows(results, floor)
