@@ -184,3 +184,18 @@ async def test_agent_request_racing_the_parking_still_claims(sim: RealtimeSimula
         assert await claimed.answer.wait() == "Quick answer."
     finally:
         await assistant.close()
+
+
+async def test_concurrent_requests_in_one_conversation_queue_up(sim: RealtimeSimulator) -> None:
+    """Two turns never share a session at once: each answer belongs to its own question."""
+    sim.scenario = Scenario(reply=lambda text: f"Answer to {text}", delta_delay=0.01)
+    assistant = Assistant(settings_for(sim))
+    try:
+        questions = [f"Question {n}." for n in range(3)]
+        turns = await asyncio.gather(*(assistant.answer(q, "same", "en") for q in questions))
+        await asyncio.gather(*(t.wait() for t in turns))
+        assert [t.answer.text for t in turns] == [f"Answer to {q}" for q in questions]
+        assert all(t.outcome is Outcome.COMPLETED for t in turns)
+        assert len(sim.connections) == 1
+    finally:
+        await assistant.close()

@@ -41,18 +41,19 @@ async def test_an_utterance_uses_a_session_opened_before_it(sim: RealtimeSimulat
     assistant = Assistant(settings_for(sim, warm_sessions=None))
     assistant.start()
     try:
-        await until(lambda: assistant.pools[False].ready == 1, "a warm session")
-        (spare,) = sim.connections
-        assert any(e["type"] == "session.update" for e in spare.received)
+        await until(lambda: all(p.ready == 1 for p in assistant.pools.values()), "warm sessions")
+        opened = len(sim.connections)  # one spare per kind: plain and with turn detection
         sim.scenario = Scenario(handshake_delay=0.5)  # a cold start would show it
         started = time.monotonic()
         turn = await speak(assistant)
         await turn.wait()
         assert turn.outcome is Outcome.COMPLETED
-        assert spare.commits, "the utterance went to the warm session"
-        commit_at = next(t for t, way, kind in spare.log if kind == "input_audio_buffer.commit")
+        (used,) = [c for c in sim.connections if c.commits]
+        assert sim.connections.index(used) < opened, "the utterance went to a warm session"
+        assert used.log[0][0] < started
+        commit_at = next(t for t, way, kind in used.log if kind == "input_audio_buffer.commit")
         assert commit_at - started < 0.5, "no handshake on the utterance's path"
-        await until(lambda: len(sim.connections) == 2, "a replacement spare")
+        await until(lambda: len(sim.connections) == opened + 1, "a replacement spare")
     finally:
         await assistant.close()
     assert all(c.closed for c in sim.connections)

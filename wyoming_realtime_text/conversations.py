@@ -55,6 +55,7 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
     last_used: float = field(default_factory=time.monotonic)
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _current: Turn | None = None
 
     @property
@@ -88,19 +89,24 @@ class Conversation:
         return idle and self.session is not None and too_old(self.session, now)
 
     async def start(self, *, respond: bool, text: str | None = None) -> Turn:
-        """A new turn in this conversation, after the previous one has ended."""
-        previous = self._current
-        if previous is not None and not previous.finished:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.realtime.response_timeout):
-                    await previous.wait()
-            if not previous.finished:
-                await previous.cancel()
-        turn = Turn(self.settings, self.session_ready, respond=respond, text=text)
-        self._current = turn
-        self.last_used = time.monotonic()
-        turn.start()
-        return turn
+        """A new turn in this conversation, after the previous one has ended.
+
+        Serialised: concurrent requests for one conversation queue up, so two turns never
+        share the session at once (one reader per WebSocket, answers to the right question).
+        """
+        async with self._starting:
+            previous = self._current
+            if previous is not None and not previous.finished:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.realtime.response_timeout):
+                        await previous.wait()
+                if not previous.finished:
+                    await previous.cancel()
+            turn = Turn(self.settings, self.session_ready, respond=respond, text=text)
+            self._current = turn
+            self.last_used = time.monotonic()
+            turn.start()
+            return turn
 
     async def remember(self, turn: Turn) -> None:
         """Keep `turn` in the history; forget the oldest turns beyond the configured bound."""
@@ -145,7 +151,10 @@ class Assistant:
             False: SessionPool(settings.realtime, settings.realtime.warm_sessions),
             True: SessionPool(
                 settings.realtime,
-                len(settings.satellites) if settings.realtime.warm_sessions else 0,
+                # Streamed turns (satellites, run-pipeline clients): one per satellite more.
+                settings.realtime.warm_sessions + len(settings.satellites)
+                if settings.realtime.warm_sessions
+                else 0,
                 turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
             ),
         }

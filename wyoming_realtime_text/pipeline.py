@@ -198,7 +198,12 @@ class VoicePipeline:
         # HA's STT requests carry no conversation (their turns are parked for the agent)
         # and end with audio-stop; pipeline requests are streams the API's VAD may end.
         streamed = request is not None
-        self._speech = SpeechDetector() if streamed else None
+        if not streamed:
+            self._speech = None
+        elif self._speech is None:
+            self._speech = SpeechDetector()
+        else:
+            self._speech.reset()
         self.turn = turn = await self.assistant.start_audio_turn(
             self.language,
             self.conversation_id if streamed else None,
