@@ -84,6 +84,7 @@ async def test_the_apis_turn_detection_ends_a_streamed_utterance(
     assert detection["create_response"] is False and detection["interrupt_response"] is False
     sent = [e["type"] for e in conn.received]
     assert "input_audio_buffer.commit" not in sent, "the API committed; we did not"
+    assert "input_audio_buffer.clear" in sent, "audio after the API's commit does not linger"
     assert sent.count("response.create") == 1
     assert [kind for kind, _ in conn.vad_events][:2] == ["speech_started", "speech_stopped"]
     # The answer was asked for text only even though the API's VAD made the commit.

@@ -198,7 +198,10 @@ class Turn:
             self._end(Outcome.NO_SPEECH, "no_speech")
             return False
         if self.user_item_id is not None:
-            return True  # the API's turn detection committed the audio itself
+            # The API's turn detection committed the words itself; audio queued after that
+            # moment must not linger in the session's buffer into the next turn.
+            await session.clear_audio()
+            return True
         if self.audio_bytes_sent < MIN_COMMIT_BYTES:
             _LOGGER.info("Utterance shorter than 100 ms: nothing to transcribe")
             self._end(Outcome.NO_SPEECH, "too_short")
