@@ -290,7 +290,8 @@ FAULTS = [
     ),
     pytest.param(Scenario(silent=True), "fallback", id="silent"),
     pytest.param(Scenario(first_token_delay=60), "fallback", id="slow-first-token"),
-    pytest.param(Scenario(reject_handshake=401), "fallback", id="http-401"),
+    pytest.param(Scenario(reject_handshake=401), "key", id="http-401"),
+    pytest.param(Scenario(error_code="insufficient_quota"), "key", id="no-quota"),
 ]
 
 
@@ -308,6 +309,8 @@ async def test_every_fault_ends_in_text_or_fallback(
     assert elapsed < 3.0 + 2.0, "must end within the response timeout"
     if expected == "fallback":
         assert handled.text == FALLBACK
+    elif expected == "key":
+        assert "API key" in handled.text and FALLBACK not in handled.text
     elif expected == "partial":
         assert handled.text and FALLBACK not in handled.text
         assert scenario.reply.startswith(handled.text.rstrip(". "))
@@ -352,7 +355,7 @@ async def test_debug_logging_never_shows_the_key(
         await ha.stt(tone(0.5))
         assert (await ha.converse(said))[0].text == "Debugging."
         sim.scenario = Scenario(reject_handshake=401)
-        assert (await ha.converse("fail please"))[0].text == FALLBACK
+        assert "API key" in (await ha.converse("fail please"))[0].text
     finally:
         await stop_server(debug_server)
     log = debug_server.log()

@@ -106,6 +106,10 @@ class Settings:
     wake: WakeSettings = field(default_factory=WakeSettings)
     satellites: list[SatelliteSettings] = field(default_factory=list)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
+    key_error_text: str = (
+        "I can't use my assistant service: it refused this server's API key or account. "
+        "Please check the key and the account."
+    )
 
 
 def default_config_text() -> str:
@@ -284,3 +288,5 @@ def _check(settings: Settings) -> None:
     _positive("conversation.max_conversations", conv.max_conversations)
     if not settings.fallback_text.strip():
         raise ConfigError("fallback_text must not be empty")
+    if not settings.key_error_text.strip():
+        raise ConfigError("key_error_text must not be empty")

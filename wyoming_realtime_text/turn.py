@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from .config import Settings
 from .realtime.events import (
+    FATAL_CODES,
     InputCommitted,
     InputTranscriptDelta,
     InputTranscriptDone,
@@ -295,7 +296,8 @@ class Turn:
         self.outcome, self.reason = outcome, reason
         if outcome is Outcome.FALLBACK and self.respond:
             partial = self.answer.text.strip()
-            fallback = self.settings.fallback_text
+            fatal = reason in FATAL_CODES or reason in ("http_401", "http_403")
+            fallback = self.settings.key_error_text if fatal else self.settings.fallback_text
             self.answer.push(f" {fallback}" if partial else fallback)
         self.answer.finish()
 
