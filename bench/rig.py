@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event as WsEvent
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
-from wyoming_realtime_text.simulator.server import MAX_MESSAGE_BYTES
 
 API_KEY = "sk-bench-not-a-real-key"
 FALLBACK = "BENCH-FALLBACK: the assistant is unavailable."
@@ -184,17 +183,7 @@ class StampedConnection(ServerConnection):
 class StampedSimulator(RealtimeSimulator):
     """The project's simulator, unchanged but for `StampedConnection` connections."""
 
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._server = await serve(
-            self._handle,
-            self.host,
-            self.port,
-            process_request=self._process_request,
-            max_size=MAX_MESSAGE_BYTES,
-            create_connection=StampedConnection,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+    connection_class = StampedConnection
 
 
 @contextlib.asynccontextmanager

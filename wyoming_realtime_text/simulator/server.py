@@ -56,6 +56,10 @@ def _json_response(conn: ServerConnection, status: int, body: dict[str, Any]) ->
 class RealtimeSimulator:
     """The server: accepts Realtime connections and records them for inspection."""
 
+    # The websockets connection class: a subclass can observe frames (the benchmark
+    # stamps their arrival) without copying start().
+    connection_class: type[ServerConnection] = ServerConnection
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -98,6 +102,7 @@ class RealtimeSimulator:
             self.port,
             process_request=self._process_request,
             max_size=MAX_MESSAGE_BYTES,
+            create_connection=self.connection_class,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
