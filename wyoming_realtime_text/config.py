@@ -33,6 +33,10 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class ServerSettings:
     uri: str = "tcp://0.0.0.0:10310"
+    max_connections: int = 64
+    max_frame_bytes: int = 1_048_576
+    idle_timeout: float = 300.0
+    shutdown_grace: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,14 @@ class RealtimeSettings:
     connect_timeout: float = 10.0
     response_timeout: float = 30.0
     warm_sessions: int = 1
+    max_retries: int = 2
+    retry_backoff: float = 0.5
 
 
 @dataclass(frozen=True)
 class AudioSettings:
     max_utterance_seconds: float = 30.0
+    stall_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -259,6 +266,15 @@ def _check(settings: Settings) -> None:
     if url.scheme not in ("ws", "wss") or not url.hostname:
         raise ConfigError(f"realtime.url must be a ws:// or wss:// URL, not {rt.url!r}")
     _check_uri("server.uri", settings.server.uri)
+    server = settings.server
+    _positive("server.max_connections", server.max_connections)
+    if server.max_frame_bytes < 65_536:
+        raise ConfigError(
+            f"server.max_frame_bytes must be at least 65536, not {server.max_frame_bytes}"
+        )
+    _positive("server.idle_timeout", server.idle_timeout)
+    if server.shutdown_grace < 0:
+        raise ConfigError(f"server.shutdown_grace must be 0 or more, not {server.shutdown_grace}")
     if settings.tts.uri:
         _check_uri("tts.uri", settings.tts.uri)
     if settings.wake.uri:
@@ -280,6 +296,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"realtime.warm_sessions must be 0 or more, not {rt.warm_sessions}")
     _positive("realtime.connect_timeout", rt.connect_timeout)
     _positive("realtime.response_timeout", rt.response_timeout)
+    if not 0 <= rt.max_retries <= 5:
+        raise ConfigError(f"realtime.max_retries must be between 0 and 5, not {rt.max_retries}")
+    _positive("realtime.retry_backoff", rt.retry_backoff)
+    _positive("audio.stall_seconds", settings.audio.stall_seconds)
     _positive("audio.max_utterance_seconds", settings.audio.max_utterance_seconds)
     conv = settings.conversation
     _positive("conversation.claim_seconds", conv.claim_seconds)
