@@ -1,0 +1,629 @@
+"""The Home Assistant add-on, the Docker images and compose: what can be checked without Docker.
+
+The Supervisor silently skips an add-on whose config.yaml it cannot read, and shows a raw key
+for an option without a translation, so the add-on's files are checked here the way it reads
+them: options against their own schema (a checker for the schema mini-language we use), every
+option mapped, translated and documented. The options → config mapping and the health check
+run against the real server and the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, get_args, get_type_hints
+
+import pytest
+import pytest_asyncio
+import yaml
+from harness import ServerProcess, free_port, start_server, stop_server
+
+from wyoming_realtime_text import addon
+from wyoming_realtime_text.config import ConfigError, RealtimeSettings, load_settings
+from wyoming_realtime_text.simulator import RealtimeSimulator
+
+REPO = Path(__file__).resolve().parent.parent
+ADDON = REPO / "addon" / "wyoming_realtime_text"
+S6 = ADDON / "rootfs" / "etc" / "s6-overlay" / "s6-rc.d"
+SCRIPTS = [S6 / "wyoming-realtime-text" / "run", S6 / "wyoming-realtime-text" / "finish"]
+SCRIPTS.append(S6 / "discovery" / "run")
+KEY = "sk-addon-SECRET-0123456789"
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def addon_config() -> dict[str, Any]:
+    return load_yaml(ADDON / "config.yaml")
+
+
+@pytest.fixture(scope="module")
+def schema(addon_config: dict[str, Any]) -> dict[str, Any]:
+    return addon_config["schema"]
+
+
+# --- A checker for the Supervisor's schema mini-language (the parts this add-on uses) ---
+
+ELEMENT = re.compile(
+    r"^(?P<kind>bool|email|url|port|str|password|int|float|match|list)"
+    r"(?:\((?P<args>.*)\))?(?P<optional>\?)?$"
+)
+
+
+def _bounds(args: str | None, number: type) -> tuple[Any, Any]:
+    if not args:
+        return None, None
+    low, _, high = args.partition(",")
+    return (number(low) if low else None), (number(high) if high else None)
+
+
+def check_element(element: str, value: Any, where: str) -> list[str]:
+    """Problems with one value against one schema element such as 'int(0,4)?'."""
+    match = ELEMENT.match(element)
+    if not match:
+        return [f"{where}: schema element {element!r} is not one the Supervisor knows"]
+    kind, args = match["kind"], match["args"]
+    if kind == "bool":
+        return [] if isinstance(value, bool) else [f"{where}: {value!r} is not a bool"]
+    if kind in ("int", "float", "port"):
+        number = float if kind == "float" else int
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return [f"{where}: {value!r} is not a number"]
+        low, high = (1, 65535) if kind == "port" else _bounds(args, number)
+        if (low is not None and value < low) or (high is not None and value > high):
+            return [f"{where}: {value!r} is outside {element}"]
+        return []
+    if kind == "list":
+        choices = (args or "").split("|")
+        return [] if value in choices else [f"{where}: {value!r} is not one of {choices}"]
+    if not isinstance(value, str):
+        return [f"{where}: {value!r} is not text"]
+    if kind == "match" and not re.match(args or "", value):
+        return [f"{where}: {value!r} does not match {args}"]
+    if kind in ("str", "password"):
+        low, high = _bounds(args, int)
+        if (low is not None and len(value) < low) or (high is not None and len(value) > high):
+            return [f"{where}: {value!r} has a length outside {element}"]
+    return []
+
+
+def check_options(
+    schema: dict[str, Any], options: dict[str, Any], where: str = "", defaults: bool = True
+) -> list[str]:
+    """Problems with options against a schema, as the Supervisor sees them.
+
+    Required entries (no '?', and every list or mapping) must be present. In the add-on's
+    defaults (`defaults`), an optional entry given a value becomes required: reported too.
+    """
+    problems = []
+    for key, value in options.items():
+        if key not in schema:
+            problems.append(f"{where}{key}: option without a schema entry")
+            continue
+        entry = schema[key]
+        if isinstance(entry, list):
+            if not isinstance(value, list):
+                problems.append(f"{where}{key}: {value!r} is not a list")
+                continue
+            for index, item in enumerate(value):
+                place = f"{where}{key}[{index}]"
+                if isinstance(entry[0], dict):
+                    if not isinstance(item, dict):
+                        problems.append(f"{place}: {item!r} is not a mapping")
+                    else:
+                        problems += check_options(entry[0], item, f"{place}.", defaults=False)
+                else:
+                    problems += check_element(entry[0], item, place)
+        elif isinstance(entry, dict):
+            problems += check_options(entry, value or {}, f"{where}{key}.", defaults)
+        elif value is not None:  # None: a required value the user must give
+            problems += check_element(entry, value, f"{where}{key}")
+    for key, entry in schema.items():
+        optional = isinstance(entry, str) and entry.endswith("?")
+        if not optional and key not in options:
+            problems.append(f"{where}{key}: required but missing")
+        if defaults and optional and key in options:
+            problems.append(f"{where}{key}: optional but given a default (it becomes required)")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("schema", "options", "problem"),
+    [
+        ({"a": "int(0,4)?"}, {"a": 5}, "outside"),
+        ({"a": "list(ga|beta)"}, {"a": "gamma"}, "not one of"),
+        ({"a": "bool"}, {"a": "yes"}, "not a bool"),
+        ({"a": "str"}, {}, "required but missing"),
+        ({"a": "str?"}, {"a": "x"}, "optional but given a default"),
+        ({"a": ["str"]}, {"a": "x"}, "not a list"),
+        ({"a": [{"uri": "str"}]}, {"a": [{}]}, "a[0].uri: required but missing"),
+        ({"a": "text"}, {"a": "x"}, "not one the Supervisor knows"),
+        ({}, {"a": 1}, "option without a schema entry"),
+    ],
+)
+def test_schema_checker_finds_problems(
+    schema: dict[str, Any], options: dict[str, Any], problem: str
+) -> None:
+    assert any(problem in line for line in check_options(schema, options))
+
+
+# --- The add-on's files ---
+
+
+def test_addon_options_validate_against_their_schema(addon_config: dict[str, Any]) -> None:
+    assert check_options(addon_config["schema"], addon_config["options"]) == []
+
+
+def test_user_options_validate_too(schema: dict[str, Any]) -> None:
+    """Options as a user fills them in everywhere pass the same schema."""
+    assert check_options(schema, full_options(), defaults=False) == []
+
+
+def test_required_addon_fields(addon_config: dict[str, Any]) -> None:
+    for key in ("name", "version", "slug", "description", "arch", "url"):
+        assert addon_config.get(key), key
+    assert addon_config["slug"] == ADDON.name
+    assert addon_config["init"] is False  # s6-overlay v3 is the init
+    assert addon_config["discovery"] == ["wyoming"]
+    assert addon_config["ports"] == {f"{addon.ADDON_PORT}/tcp": addon.ADDON_PORT}
+    assert addon_config["watchdog"] == f"tcp://[HOST]:[PORT:{addon.ADDON_PORT}]"
+    assert set(addon_config["arch"]) <= {"amd64", "aarch64", "armv7", "armhf", "i386"}
+    assert load_yaml(ADDON.parent / "repository.yaml")["name"]
+
+
+def test_version_matches_the_package_and_changelog(addon_config: dict[str, Any]) -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert addon_config["version"] == pyproject["project"]["version"]
+    changelog = (ADDON / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## {addon_config['version']}" in changelog
+
+
+def test_every_option_is_mapped_and_nothing_else(schema: dict[str, Any]) -> None:
+    assert set(schema) == set(addon.CONFIG_KEYS) | set(addon.FLAG_OPTIONS)
+    assert not set(addon.CONFIG_KEYS) & set(addon.FLAG_OPTIONS)
+    for option in addon.FLAG_OPTIONS:
+        assert schema[option] == "bool"
+
+
+def test_every_option_has_a_translation_and_docs(
+    addon_config: dict[str, Any], schema: dict[str, Any]
+) -> None:
+    translations = load_yaml(ADDON / "translations" / "en.yaml")
+    configuration = translations["configuration"]
+    assert set(configuration) == set(schema)
+    for key, entry in schema.items():
+        assert configuration[key]["name"] and configuration[key]["description"], key
+        if isinstance(entry, list) and isinstance(entry[0], dict):
+            fields = configuration[key]["fields"]
+            assert set(fields) == set(entry[0]), key
+            assert all(field["name"] and field["description"] for field in fields.values())
+    assert set(translations["network"]) == set(addon_config["ports"])
+    docs = (ADDON / "DOCS.md").read_text(encoding="utf-8")
+    for key in schema:
+        assert f"### Option: `{key}`" in docs, key
+
+
+def test_addon_defaults_and_choices_follow_the_server(
+    addon_config: dict[str, Any], schema: dict[str, Any]
+) -> None:
+    """The add-on shows the packaged defaults, and offers exactly the server's choices."""
+    packaged = load_settings(env={"OPENAI_API_KEY": "k"})
+    options = addon_config["options"]
+    assert options["model"] == packaged.realtime.model
+    assert options["dialect"] == packaged.realtime.dialect
+    assert options["languages"] == packaged.languages
+    hints = get_type_hints(RealtimeSettings)
+    for option, field in (("dialect", "dialect"), ("auth", "auth")):
+        choices = re.fullmatch(r"list\((.*)\)\??", schema[option])[1].split("|")
+        assert choices == list(get_args(hints[field])), option
+
+
+# --- Options → config ---
+
+
+def full_options() -> dict[str, Any]:
+    """Every option set, as the Supervisor writes them to /data/options.json."""
+    return {
+        "api_key": KEY,
+        "model": "gpt-4o-realtime-preview",
+        "dialect": "beta",
+        "realtime_url": "wss://example.openai.azure.com/openai/v1/realtime",
+        "auth": "bearer",
+        "instructions": "Answer briefly.",
+        "transcription_model": "whisper-1",
+        "languages": ["en", "de"],
+        "warm_sessions": 2,
+        "tts_uri": "tcp://core-piper:10200",
+        "tts_voice": "en_US-lessac-medium",
+        "wake_uri": "tcp://core-openwakeword:10400",
+        "satellites": [
+            {"uri": "tcp://kitchen.local:10700", "name": "Kitchen", "area": "kitchen"},
+            {"uri": "tcp://bedroom.local:10700"},
+        ],
+        "debug_logging": True,
+    }
+
+
+def test_each_option_lands_at_its_config_key() -> None:
+    assert addon.config_from_options(full_options()) == {
+        "realtime": {
+            "api_key": KEY,
+            "model": "gpt-4o-realtime-preview",
+            "dialect": "beta",
+            "url": "wss://example.openai.azure.com/openai/v1/realtime",
+            "auth": "bearer",
+            "instructions": "Answer briefly.",
+            "transcription_model": "whisper-1",
+            "warm_sessions": 2,
+        },
+        "languages": ["en", "de"],
+        "tts": {"uri": "tcp://core-piper:10200", "voice": "en_US-lessac-medium"},
+        "wake": {"uri": "tcp://core-openwakeword:10400"},
+        "satellites": [
+            {"uri": "tcp://kitchen.local:10700", "name": "Kitchen", "area": "kitchen"},
+            {"uri": "tcp://bedroom.local:10700"},
+        ],
+    }
+    assert addon.flags_from_options(full_options()) == [
+        "--uri",
+        f"tcp://0.0.0.0:{addon.ADDON_PORT}",
+        "--debug",
+    ]
+
+
+def test_the_generated_file_loads_with_every_option(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    addon.prepare(full_options(), path)
+    settings = load_settings(path, env={})
+    assert settings.realtime.api_key == KEY
+    assert settings.realtime.url == "wss://example.openai.azure.com/openai/v1/realtime"
+    assert (settings.realtime.model, settings.realtime.dialect) == (
+        "gpt-4o-realtime-preview",
+        "beta",
+    )
+    assert (settings.realtime.auth, settings.realtime.warm_sessions) == ("bearer", 2)
+    assert settings.realtime.instructions == "Answer briefly."
+    assert settings.realtime.transcription_model == "whisper-1"
+    assert settings.languages == ["en", "de"]
+    assert (settings.tts.uri, settings.tts.voice) == (
+        "tcp://core-piper:10200",
+        "en_US-lessac-medium",
+    )
+    assert settings.wake.uri == "tcp://core-openwakeword:10400"
+    assert [(s.uri, s.name, s.area) for s in settings.satellites] == [
+        ("tcp://kitchen.local:10700", "Kitchen", "kitchen"),
+        ("tcp://bedroom.local:10700", "", ""),
+    ]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_empty_optional_options_keep_the_packaged_defaults(tmp_path: Path) -> None:
+    options = {
+        "api_key": f"  {KEY}\n",  # pasted with a trailing newline
+        "model": "",
+        "dialect": "ga",
+        "realtime_url": "",
+        "instructions": "   ",
+        "transcription_model": None,
+        "languages": [],
+        "tts_uri": "",
+        "tts_voice": "",
+        "wake_uri": "",
+        "satellites": [],
+        "debug_logging": False,
+    }
+    assert addon.config_from_options(options) == {"realtime": {"api_key": KEY, "dialect": "ga"}}
+    assert addon.flags_from_options(options) == ["--uri", f"tcp://0.0.0.0:{addon.ADDON_PORT}"]
+    path = tmp_path / "config.yaml"
+    addon.prepare(options, path)
+    packaged = load_settings(env={"OPENAI_API_KEY": KEY})
+    assert load_settings(path, env={}) == packaged
+
+
+def test_a_satellite_without_optional_fields_keeps_only_its_uri() -> None:
+    options = {"api_key": KEY, "satellites": [{"uri": "tcp://a:10700", "name": "", "area": ""}]}
+    assert addon.config_from_options(options)["satellites"] == [{"uri": "tcp://a:10700"}]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("dialect", "gamma", "dialect must be one of ga | beta, not 'gamma'"),
+        ("realtime_url", "https://api.openai.com", "realtime_url must be a ws:// or wss:// URL"),
+        ("tts_uri", "core-piper:10200", "tts_uri must look like tcp://HOST:PORT"),
+        ("wake_uri", "http://x", "wake_uri must look like tcp://HOST:PORT"),
+        ("warm_sessions", -1, "warm_sessions must be 0 or more"),
+        ("satellites", [{"uri": "kitchen"}], "satellites[0].uri must look like tcp://HOST:PORT"),
+        ("satellites", [{"name": "Kitchen"}], "satellites[0].uri must look like tcp://HOST:PORT"),
+        ("api_key", "", addon.KEY_MISSING),
+        ("api_key", None, addon.KEY_MISSING),
+    ],
+)
+def test_a_bad_option_gives_the_servers_one_line_error(
+    tmp_path: Path, option: str, value: Any, message: str
+) -> None:
+    options = {**full_options(), option: value}
+    path = tmp_path / "config.yaml"
+    with pytest.raises(ConfigError) as caught:
+        addon.prepare(options, path)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert not path.exists()  # nothing half-valid is left for the server to start from
+
+
+def test_command_line_writes_config_and_prints_flags_never_the_key(tmp_path: Path) -> None:
+    options_path = tmp_path / "options.json"
+    options = {**full_options(), "removed_in_an_old_version": True}
+    options_path.write_text(json.dumps(options), encoding="utf-8")
+    config_path = tmp_path / "generated.yaml"
+    done = run_module("wyoming_realtime_text.addon", str(options_path), str(config_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["--uri", f"tcp://0.0.0.0:{addon.ADDON_PORT}", "--debug"]
+    assert "ignoring unknown add-on option 'removed_in_an_old_version'" in done.stderr
+    assert KEY not in done.stdout + done.stderr
+    assert KEY in config_path.read_text(encoding="utf-8")
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+
+
+def test_command_line_reports_a_bad_option_in_one_line(tmp_path: Path) -> None:
+    options_path = tmp_path / "options.json"
+    options_path.write_text(json.dumps({**full_options(), "dialect": "v2"}), encoding="utf-8")
+    done = run_module("wyoming_realtime_text.addon", str(options_path), str(tmp_path / "c.yaml"))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == "error: dialect must be one of ga | beta, not 'v2'\n"
+    missing = run_module("wyoming_realtime_text.addon", str(tmp_path / "none.json"), "c.yaml")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: cannot read the add-on options")
+
+
+def test_an_existing_config_file_is_narrowed_to_0600(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("old", encoding="utf-8")
+    path.chmod(0o644)
+    addon.prepare(full_options(), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def run_module(module: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+# --- The health check, against the real server with the add-on's own config ---
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def addon_server(
+    sim: RealtimeSimulator, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """The real server started from the add-on's options (pointed at the simulator)."""
+    tmp = tmp_path_factory.mktemp("addon-server")
+    options = {**full_options(), "realtime_url": sim.url, "satellites": [], "wake_uri": ""}
+    config = addon.config_from_options(options)
+    config["realtime"]["warm_sessions"] = 0
+    server = await start_server(tmp, config, "--debug")
+    yield server
+    assert await stop_server(server) == 0, server.log()
+
+
+async def healthcheck(*args: str) -> tuple[int, str, float]:
+    """Run the checker as Docker does (a new process); returns exit code, output, seconds."""
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wyoming_realtime_text.healthcheck",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode, output.decode(), time.monotonic() - started
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_healthcheck_passes_against_the_running_server(addon_server: ServerProcess) -> None:
+    code, output, _ = await healthcheck(addon_server.uri)
+    assert code == 0, output
+    assert "asr realtime-text" in output and "handle realtime-text" in output
+    assert KEY not in addon_server.log()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_healthcheck_fails_fast_on_a_closed_port() -> None:
+    code, output, seconds = await healthcheck(f"tcp://127.0.0.1:{free_port()}")
+    assert code == 1, output
+    assert output.startswith("unhealthy: cannot reach")
+    assert seconds < 3
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_healthcheck_fails_when_nothing_answers_within_its_timeout() -> None:
+    """An open port that never answers describe (a hung server) is unhealthy too."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        code, output, seconds = await healthcheck(f"tcp://127.0.0.1:{port}", "--timeout", "0.5")
+    assert code == 1
+    assert "no info from" in output
+    assert seconds < 3
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_healthcheck_fails_cleanly_against_something_else() -> None:
+    """Not a Wyoming server on that port (here an HTTP one): exit 1, one line, no traceback."""
+
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        code, output, _ = await healthcheck(f"tcp://127.0.0.1:{port}")
+    assert code == 1
+    assert output.startswith("unhealthy: ") and output.count("\n") == 1, output
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_healthcheck_of_a_server_started_with_the_generated_file(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    """The file `addon.py` writes (not just its mapping) starts the server, with its flags."""
+    path = tmp_path / "addon.yaml"
+    options = {**full_options(), "realtime_url": sim.url, "satellites": [], "wake_uri": ""}
+    flags = addon.prepare(options, path)
+    port = free_port()
+    flags[flags.index("--uri") + 1] = f"tcp://127.0.0.1:{port}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wyoming_realtime_text",
+        "--config",
+        str(path),
+        *flags,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
+    )
+    try:
+        for _ in range(100):
+            code, output, _ = await healthcheck(f"tcp://127.0.0.1:{port}", "--timeout", "1")
+            if code == 0 or process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert code == 0, output
+    finally:
+        process.terminate()
+        assert await process.wait() == 0
+
+
+# --- Docker images, compose, s6 scripts ---
+
+
+def _copy_sources(dockerfile: Path) -> list[str]:
+    sources = []
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if parts[:1] == ["COPY"] and not any(p.startswith("--from") for p in parts):
+            sources += [p for p in parts[1:-1] if not p.startswith("--")]
+    return sources
+
+
+@pytest.mark.parametrize(("dockerfile", "context"), [(REPO, REPO), (ADDON, ADDON)])
+def test_dockerfile_copies_only_what_exists_and_checks_health(
+    dockerfile: Path, context: Path
+) -> None:
+    path = dockerfile / "Dockerfile"
+    sources = _copy_sources(path)
+    assert sources
+    for source in sources:
+        assert (context / source).exists(), f"{path}: COPY {source}"
+    text = path.read_text(encoding="utf-8")
+    assert re.search(r"HEALTHCHECK .*\n?.*wyoming_realtime_text\.healthcheck", text)
+    assert f"127.0.0.1:{addon.ADDON_PORT}" in text
+
+
+def test_top_level_image_runs_unprivileged() -> None:
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^USER (?!root)\w+", text, re.M)
+    assert text.count("FROM python:") == 2  # build stage and a clean run stage
+
+
+def test_addon_build_uses_base_python_images_and_declares_its_args(
+    addon_config: dict[str, Any],
+) -> None:
+    build = load_yaml(ADDON / "build.yaml")
+    assert set(build["build_from"]) == set(addon_config["arch"])
+    for arch, image in build["build_from"].items():
+        assert image.startswith(f"ghcr.io/home-assistant/{arch}-base-python:"), image
+    dockerfile = (ADDON / "Dockerfile").read_text(encoding="utf-8")
+    assert "ARG BUILD_FROM" in dockerfile
+    for arg in build["args"]:
+        assert not arg.startswith("PIP_"), "pip would read it as its own setting"
+        assert f"ARG {arg}" in dockerfile
+
+
+def test_addon_build_refuses_the_unfilled_placeholder() -> None:
+    """The install step stops with a message until build.yaml names a real release."""
+    dockerfile = (ADDON / "Dockerfile").read_text(encoding="utf-8")
+    guard = re.search(r"(case .*?esac)", dockerfile.replace("\\\n", " "), re.S)[1]
+    arg = "WYOMING_REALTIME_TEXT_REQUIREMENT"
+    placeholder = load_yaml(ADDON / "build.yaml")["args"][arg]
+    for value, code in ((placeholder, 1), ("", 1), ("wyoming-realtime-text==0.1.0", 0)):
+        done = subprocess.run(["sh", "-c", guard], env={arg: value}, capture_output=True)
+        assert done.returncode == code, value
+
+
+def test_compose_points_tts_at_piper_and_takes_the_key_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    compose = load_yaml(REPO / "compose.yaml")
+    services = compose["services"]
+    ours, piper = services["realtime-text"], services["piper"]
+    assert piper["image"].startswith("rhasspy/wyoming-piper")
+    assert "10200:10200" in piper["ports"]
+    assert f"{addon.ADDON_PORT}:{addon.ADDON_PORT}" in ours["ports"]
+    assert ours["environment"]["OPENAI_API_KEY"].startswith("${OPENAI_API_KEY")
+    (mount,) = ours["configs"]
+    assert ours["command"][ours["command"].index("--config") + 1] == mount["target"]
+    content = compose["configs"][mount["source"]]["content"]
+    assert "api_key" not in content
+    path = tmp_path / "compose-config.yaml"
+    path.write_text(content, encoding="utf-8")
+    settings = load_settings(path, env={"OPENAI_API_KEY": "sk-compose"})
+    assert settings.tts.uri == "tcp://piper:10200"
+    assert settings.tts.voice in piper["command"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_s6_scripts_are_executable_bash(script: Path) -> None:
+    assert script.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
+    assert script.read_text(encoding="utf-8").startswith("#!/command/with-contenv bashio\n")
+    done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_s6_services_are_wired() -> None:
+    """The server is a longrun; discovery a oneshot after it; both in the user bundle."""
+    assert (S6 / "wyoming-realtime-text" / "type").read_text().strip() == "longrun"
+    assert (S6 / "discovery" / "type").read_text().strip() == "oneshot"
+    up = (S6 / "discovery" / "up").read_text().strip()
+    assert (ADDON / "rootfs" / up.lstrip("/")).is_file()
+    assert (S6 / "discovery" / "dependencies.d" / "wyoming-realtime-text").exists()
+    assert {p.name for p in (S6 / "user" / "contents.d").iterdir()} == {
+        "wyoming-realtime-text",
+        "discovery",
+    }
+    run = (S6 / "wyoming-realtime-text" / "run").read_text(encoding="utf-8")
+    assert "readonly options=/data/options.json" in run
+    assert 'python3 -m wyoming_realtime_text.addon "${options}" "${config}"' in run
+    assert 'exec python3 -m wyoming_realtime_text --config "${config}" "${flags[@]}"' in run
+    discovery = (S6 / "discovery" / "run").read_text(encoding="utf-8")
+    assert f"readonly port={addon.ADDON_PORT}" in discovery
+    assert 'bashio::discovery "wyoming"' in discovery
+    assert "tcp://$(hostname):${port}" in discovery
