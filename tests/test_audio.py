@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+import soxr
 
 from wyoming_realtime_text.audio import AudioConverter, AudioFormatError, check_format
 
@@ -194,6 +195,45 @@ def test_stereo_is_averaged(rate: int) -> None:
     left_only = np.stack([signal, np.zeros_like(signal)], axis=1)
     out = decode(convert_all([encode(left_only, 2, 2)], rate, 2, 2))
     assert snr_db(out, 0.5 * 32768 * tone(440.0, OUT_RATE)) > 80
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("rate", [44100, OUT_RATE])
+def test_stereo_downmix_matches_average(rate: int, width: int) -> None:
+    """Different channels (two tones) mix to their exact average, then resample like mono."""
+    left, right = tone(440.0, rate, amplitude=0.6), tone(3000.0, rate, amplitude=0.3)
+    data = encode(np.stack([left, right], axis=1), width, 2)
+    out = decode(convert_all(irregular_chunks(data, rate, 2 * width), rate, width, 2))
+    # Reference: decode the integers exactly, average in float64, one-shot resample.
+    pcm = np.frombuffer(data, dtype={1: "u1", 2: "<i2", 4: "<i4"}[width]).astype(np.float64)
+    pcm = (pcm - 128) * 256 if width == 1 else pcm / 65536 if width == 4 else pcm
+    average = pcm.reshape(-1, 2).mean(axis=1)
+    if rate != OUT_RATE:
+        average = soxr.resample(average, rate, OUT_RATE, quality="HQ")
+    assert len(out) == len(average)
+    assert np.max(np.abs(out - np.rint(average))) <= 1
+
+
+def test_format_changes_at_same_rate_continue_the_filter() -> None:
+    """Per-format constants (bias, gain) follow every width/channel change; the filter runs on.
+
+    An 8-bit-exact signal is encoded identically in every format, so converting it in changing
+    formats must equal converting it all as 16-bit mono.
+    """
+    rate, part = 22050, 22050 // 6
+    signal = np.rint(tone(440.0, rate) * 128) / 128  # representable at width 1
+    formats = [(2, 1), (1, 2), (4, 2), (1, 1), (2, 2), (4, 1)]
+    conv, out = AudioConverter(), b""
+    for i, (width, channels) in enumerate(formats):
+        data = encode(signal[i * part : (i + 1) * part], width, channels)
+        out += b"".join(
+            conv.convert(chunk, rate, width, channels)
+            for chunk in irregular_chunks(data, rate, width * channels)
+        )
+    out += conv.flush()
+    reference = decode(convert_all([encode(signal[: len(formats) * part], 2)], rate, 2, 1))
+    assert len(decode(out)) == len(reference)
+    assert np.max(np.abs(decode(out) - reference)) <= 1
 
 
 def test_passthrough_is_byte_exact() -> None:
