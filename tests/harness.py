@@ -7,12 +7,15 @@ does, and read what reached the simulator to check what the server really sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import socket
 import struct
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import yaml
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
-from wyoming.event import Event
+from wyoming.event import Event, async_read_event
 from wyoming.handle import Handled
 
 FALLBACK = "Fallback: the assistant is unavailable."
@@ -120,6 +123,40 @@ async def stop_server(server: ServerProcess) -> int:
     except TimeoutError:
         server.process.kill()
         return await server.process.wait()
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (VmRSS) in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def read_until_closed(
+    read: Callable[[], Awaitable[Event | None]], seconds: float = 5.0
+) -> tuple[list[Event], bool]:
+    """Events read (e.g. `client.read_event`) until the server closes: (events, closed in time)."""
+    events: list[Event] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            with contextlib.suppress(ConnectionError):
+                while (event := await read()) is not None:
+                    events.append(event)
+            return events, True
+    return events, False
+
+
+async def raw_exchange(port: int, data: bytes, seconds: float = 5.0) -> tuple[list[Event], bool]:
+    """Write raw bytes (malformed frames welcome), then read until the server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        return await read_until_closed(partial(async_read_event, reader), seconds)
+    finally:
+        writer.close()
 
 
 class HomeAssistant:

@@ -14,14 +14,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from wyoming.server import AsyncServer
-
 from . import __version__
 from .ask import AskError, ask
 from .config import ConfigError, Settings, load_settings
 from .conversations import Assistant
 from .handler import RealtimeTextHandler
 from .info import build_info
+from .limits import Connections
 from .realtime.session import redact_url
 from .satellites import SatelliteHub
 
@@ -107,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
-    """Run until SIGTERM/SIGINT, then close every upstream session."""
+    """Run until SIGTERM/SIGINT; then drain the connections and close every upstream session."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         if use_simulator:
             from .simulator import RealtimeSimulator  # only for trials: never on the real path
@@ -123,12 +126,14 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         hub = SatelliteHub(settings, assistant)
         hub.start()
         stack.push_async_callback(hub.stop)
-        server = AsyncServer.from_uri(settings.server.uri)
-        factory = partial(
-            RealtimeTextHandler,
-            settings=settings,
-            info=build_info(settings).event(),
-            assistant=assistant,
+        connections = Connections(settings.server)
+        await connections.listen(
+            partial(
+                RealtimeTextHandler,
+                settings=settings,
+                info=build_info(settings).event(),
+                assistant=assistant,
+            )
         )
         _LOGGER.info(
             "Ready on %s: STT and conversation agent via %s (model %s, %s dialect)",
@@ -137,20 +142,9 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
             settings.realtime.model,
             settings.realtime.dialect,
         )
-        server_task = asyncio.create_task(server.run(factory))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({server_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await stop.wait()
         _LOGGER.info("Stopping")
-        await server.stop()
-        for task in (server_task, stopper):
-            task.cancel()
-        await asyncio.gather(server_task, stopper, return_exceptions=True)
-        if not server_task.cancelled() and server_task.exception() is not None:
-            raise server_task.exception()  # e.g. the port is taken: main() reports it
+        await connections.shutdown(settings.server.shutdown_grace)
 
 
 def _with_url(settings: Settings, url: str) -> Settings:

@@ -3,7 +3,8 @@
 The handler only routes events: audio and run-pipeline go to the connection's
 `VoicePipeline`; an agent request (`transcript` in) is answered from a turn that
 `conversations.Assistant` hands out. Writing happens in tasks, so the connection keeps being
-read (and a vanished client is noticed) while an answer streams.
+read (and a vanished client is noticed) while an answer streams. Reading, with its limits
+(bad frames, sizes, stalls, idleness), is `limits.GuardedHandler`'s.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Collection
+from typing import Any
 
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -20,16 +23,16 @@ from wyoming.handle import NotHandled
 from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
 from wyoming.pipeline import RunPipeline
-from wyoming.server import AsyncEventHandler
 
 from .config import Settings
 from .conversations import Assistant
+from .limits import GuardedHandler
 from .pipeline import VoicePipeline, log_turn, send_answer
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class RealtimeTextHandler(AsyncEventHandler):
+class RealtimeTextHandler(GuardedHandler):
     """Serves one client (Home Assistant, a satellite, a screen) for its whole connection."""
 
     def __init__(
@@ -41,9 +44,7 @@ class RealtimeTextHandler(AsyncEventHandler):
         info: Event,
         assistant: Assistant,
     ) -> None:
-        super().__init__(reader, writer)
-        peer = writer.get_extra_info("peername")
-        self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "local client"
+        super().__init__(reader, writer, settings)
         self.info = info
         self.assistant = assistant
         self.voice = VoicePipeline(
@@ -81,6 +82,12 @@ class RealtimeTextHandler(AsyncEventHandler):
     async def disconnect(self) -> None:
         await self.voice.close()
 
+    def streaming(self) -> bool:
+        return self.voice.streaming
+
+    def pending(self) -> Collection[asyncio.Task[Any]]:
+        return self.voice.tasks
+
     async def _answer_transcript(self, request: Transcript) -> None:
         """Home Assistant's conversation agent call: transcript in, streamed answer out."""
         if not request.text.strip():
@@ -90,5 +97,9 @@ class RealtimeTextHandler(AsyncEventHandler):
         language = context.get("language") or request.language
         started = time.monotonic()
         turn = await self.assistant.answer(request.text, context.get("conversation_id"), language)
-        await send_answer(self.write_event, turn, request.context)
+        try:
+            await send_answer(self.write_event, turn, request.context)
+        except BaseException:
+            await turn.cancel()  # the client left mid-answer: nobody will read the rest
+            raise
         log_turn(self.client, turn, request.text, started)

@@ -146,6 +146,16 @@ class VoicePipeline:
             turn.feed_audio(self._converter.flush())
             turn.end_audio("audio-stop")
 
+    @property
+    def streaming(self) -> bool:
+        """Mid-utterance: more audio is due from the client (a silence is a stall)."""
+        return self.turn is not None and self.turn.audio_ended_at is None
+
+    @property
+    def tasks(self) -> frozenset[asyncio.Task[None]]:
+        """What is being sent to the client now (transcripts, answers, speech)."""
+        return frozenset(self._tasks)
+
     def _waits_for_wake(self) -> bool:
         return self.request is not None and self.request.start_stage == PipelineStage.WAKE
 

@@ -1,0 +1,161 @@
+"""SIGTERM and SIGINT: stop accepting, let answers in progress finish within
+server.shutdown_grace, close every upstream session cleanly, and exit 0 (never 143)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+from harness import ServerProcess, read_until_closed, server_config, start_server, tone
+from wyoming.asr import Transcript
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.pipeline import PipelineStage, RunPipeline
+
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+ANSWER = " ".join(f"word{i}" for i in range(20)) + "."  # ten deltas of two words
+
+
+async def serving(sim: RealtimeSimulator, tmp_path: Path, grace: float) -> ServerProcess:
+    return await start_server(
+        tmp_path, server_config(sim.url, "ga", server={"shutdown_grace": grace})
+    )
+
+
+async def exit_code(server: ServerProcess, seconds: float = 10.0) -> int:
+    try:
+        return await asyncio.wait_for(server.process.wait(), seconds)
+    except TimeoutError:
+        server.process.kill()
+        await server.process.wait()
+        raise AssertionError(f"no exit within {seconds} s:\n{server.log()}") from None
+
+
+async def refuses_connections(server: ServerProcess, seconds: float = 2.0) -> bool:
+    """Whether the listening socket is closed (connections refused) within `seconds`."""
+    for _ in range(int(seconds / 0.02)):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        except ConnectionRefusedError:
+            return True
+        writer.close()
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def read_until(client: AsyncTcpClient, kind: str, events: list[Event]) -> None:
+    async with asyncio.timeout(10):
+        while (event := await client.read_event()) is not None:
+            events.append(event)
+            if event.type == kind:
+                return
+    raise AssertionError(f"closed before {kind}: {[e.type for e in events]}")
+
+
+def closed_cleanly(sim: RealtimeSimulator, before: int) -> bool:
+    sessions = sim.connections[before:]
+    return bool(sessions) and all(c.closed and c.ws.close_code == 1000 for c in sessions)
+
+
+def sent_by(sim: RealtimeSimulator, before: int) -> list[str]:
+    return [e["type"] for c in sim.connections[before:] for e in c.received]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_signal_lets_the_answer_in_progress_finish(
+    sim: RealtimeSimulator, tmp_path: Path, sig: signal.Signals
+) -> None:
+    server = await serving(sim, tmp_path, grace=5)
+    sim.scenario = Scenario(reply=ANSWER, delta_delay=0.1)
+    before = len(sim.connections)
+    loop = asyncio.get_running_loop()
+    events: list[Event] = []
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        await client.write_event(Transcript(text=f"tell me a story {uuid.uuid4().hex}").event())
+        await read_until(client, "handled-chunk", events)
+        signalled = loop.time()
+        server.process.send_signal(sig)
+        assert await refuses_connections(server), "still accepting after the signal"
+        await read_until(client, "handled-stop", events)
+        after, closed = await read_until_closed(client.read_event, seconds=2)
+    code = await exit_code(server)
+    assert code == 0, server.log()
+    assert [e.data["text"] for e in events if e.type == "handled"] == [ANSWER]
+    assert after == [] and closed, "closed once its answer was done"
+    assert loop.time() - signalled < 4.0, "no waiting out the grace once the answer is done"
+    assert closed_cleanly(sim, before)
+    assert "response.cancel" not in sent_by(sim, before)
+
+
+async def test_an_utterance_in_progress_may_finish_after_the_signal(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    server = await serving(sim, tmp_path, grace=5)
+    said = f"still speaking {uuid.uuid4().hex}"
+    sim.scenario = Scenario(transcript=said, reply="Heard you.")
+    events: list[Event] = []
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        pipeline = RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE)
+        await client.write_event(pipeline.event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        audio = tone(1.0)
+        for start in range(0, len(audio), 640):
+            if start == len(audio) // 2:
+                server.process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.2)  # the server is draining now
+            chunk = AudioChunk(rate=16000, width=2, channels=1, audio=audio[start : start + 640])
+            await client.write_event(chunk.event())
+        await client.write_event(AudioStop().event())
+        await read_until(client, "handled-stop", events)
+    assert await exit_code(server) == 0, server.log()
+    assert [e.data["text"] for e in events if e.type == "transcript"] == [said]
+    assert [e.data["text"] for e in events if e.type == "handled"] == ["Heard you."]
+
+
+async def test_an_answer_longer_than_the_grace_is_cancelled_upstream(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    grace = 0.5
+    server = await serving(sim, tmp_path, grace=grace)
+    sim.scenario = Scenario(silent=True)  # the response never ends until it is cancelled
+    before = len(sim.connections)
+    loop = asyncio.get_running_loop()
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        await client.write_event(Transcript(text=f"take your time {uuid.uuid4().hex}").event())
+        for _ in range(100):
+            if "response.create" in sent_by(sim, before):
+                break
+            await asyncio.sleep(0.02)
+        signalled = loop.time()
+        server.process.send_signal(signal.SIGTERM)
+        events, closed = await read_until_closed(client.read_event, seconds=grace + 3)
+    assert await exit_code(server) == 0, server.log()
+    stopped = loop.time() - signalled
+    assert closed and "handled" not in [e.type for e in events]
+    assert grace <= stopped < grace + 2.0
+    assert "response.cancel" in sent_by(sim, before)
+    assert closed_cleanly(sim, before)
+
+
+async def test_idle_clients_do_not_hold_the_shutdown_up(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    server = await serving(sim, tmp_path, grace=5)
+    loop = asyncio.get_running_loop()
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        await client.write_event(Describe().event())
+        assert (await asyncio.wait_for(client.read_event(), 5)) is not None
+        signalled = loop.time()
+        server.process.send_signal(signal.SIGTERM)
+        events, closed = await read_until_closed(client.read_event, seconds=3)
+        assert events == [] and closed
+    assert await exit_code(server) == 0, server.log()
+    assert loop.time() - signalled < 1.5

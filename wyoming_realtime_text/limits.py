@@ -1,0 +1,304 @@
+"""Limits that keep one client from hanging the server or exhausting it.
+
+Every Wyoming connection passes through here: at most `server.max_connections` at once;
+each event parsed by the `wyoming` package itself, from a stream whose sizes are bounded by
+`server.max_frame_bytes`; a connection closed when it stalls mid-utterance
+(`audio.stall_seconds`) or sends nothing while nothing is in progress for it
+(`server.idle_timeout`); and on shutdown, answers in progress get `server.shutdown_grace`
+seconds before every connection is closed. A client that breaks a rule gets one Wyoming
+`error` event saying which, and is closed; nobody else notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Collection
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlparse
+
+from wyoming.error import Error
+from wyoming.event import Event, async_read_event, async_write_event
+from wyoming.server import AsyncEventHandler
+
+from .config import ServerSettings, Settings
+
+_LOGGER = logging.getLogger(__name__)
+MALFORMED = (
+    'not a Wyoming event: expected a line of JSON (an object with a "type"), '
+    "then the data and payload it announces"
+)
+# After the grace: how long closed connections get to cancel their turns upstream.
+CLOSE_SECONDS = 2.0
+
+
+class ClientFault(Exception):
+    """A client broke the protocol or a limit: it is told so in an error event and closed.
+
+    Not a ValueError: wyoming's reader takes those for the end of the stream.
+    """
+
+    def __init__(self, text: str, code: str) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+
+    def event(self) -> Event:
+        return Error(text=self.text, code=self.code).event()
+
+
+def peer(writer: asyncio.StreamWriter) -> str:
+    """The client's address for log lines."""
+    name = writer.get_extra_info("peername")
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else "local client"
+
+
+def _unfinished(tasks: Collection[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    return [task for task in tasks if not task.done()]
+
+
+class FrameGuard:
+    """The connection's reader as wyoming's `async_read_event` sees it, with sizes bounded.
+
+    wyoming does the framing (a header line, then exactly `data_length` and `payload_length`
+    bytes); this only refuses a length over the limit before a byte of it is read, and turns
+    a header line over the StreamReader's limit (see `Connections.listen`) into a fault.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, max_bytes: int) -> None:
+        self._reader = reader
+        self.max_bytes = max_bytes
+        self._line = b""
+
+    async def readline(self) -> bytes:
+        try:
+            self._line = await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as err:
+            self._line = err.partial  # the end of the stream, as StreamReader.readline has it
+        except asyncio.LimitOverrunError:
+            raise ClientFault(
+                f"event header longer than {self.max_bytes} bytes (server.max_frame_bytes)",
+                "event-too-large",
+            ) from None
+        return self._line
+
+    async def readexactly(self, count: int) -> bytes:
+        if not isinstance(count, int):
+            raise ClientFault(MALFORMED, "malformed-event")
+        if count > self.max_bytes:
+            raise ClientFault(
+                f"event announcing {count} bytes of data or payload; at most {self.max_bytes} "
+                "are accepted (server.max_frame_bytes)",
+                "event-too-large",
+            )
+        return await self._reader.readexactly(count)
+
+    async def read_event(self) -> Event | None:
+        """The next event; None at the end of the stream; a ClientFault for a bad frame."""
+        self._line = b""
+        try:
+            event = await async_read_event(cast(asyncio.StreamReader, self))
+        except (AttributeError, KeyError, TypeError):
+            # A header that is JSON but not an event: not an object, no "type", odd lengths.
+            raise ClientFault(MALFORMED, "malformed-event") from None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None  # the client left in the middle of an event
+        if event is None and self._line:
+            raise ClientFault(MALFORMED, "malformed-event")  # wyoming's None for bad JSON
+        return event
+
+
+class GuardedHandler(AsyncEventHandler):
+    """wyoming's read loop with the limits applied; subclasses route the events.
+
+    Waiting for the client's next event is bounded by what it owes: mid-utterance (more
+    audio) `audio.stall_seconds`, otherwise `server.idle_timeout`, counted from its last
+    event or from the moment the server last finished something for it; while the server
+    is still answering it, no bound at all (that time is the server's, not the client's).
+    """
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, settings: Settings
+    ) -> None:
+        super().__init__(reader, writer)
+        self.client = peer(writer)
+        self.guard = FrameGuard(reader, settings.server.max_frame_bytes)
+        self.idle_timeout = settings.server.idle_timeout
+        self.stall_seconds = settings.audio.stall_seconds
+
+    def streaming(self) -> bool:
+        """Mid-utterance: the client owes more audio, so its silence is a stall."""
+        return False
+
+    def pending(self) -> Collection[asyncio.Task[Any]]:
+        """Work in progress for this client; its silence meanwhile is not idleness."""
+        return ()
+
+    def quiet(self) -> bool:
+        """Nothing in progress for this client: closing it now loses nothing."""
+        return not self.streaming() and not _unfinished(self.pending())
+
+    async def run(self) -> None:
+        """Read and handle events until the client leaves, breaks a rule or goes quiet."""
+        try:
+            while (event := await self._next_event()) is not None:
+                if not await self._handle(event):
+                    break
+        except ClientFault as fault:
+            _LOGGER.warning("%s: %s; closing the connection", self.client, fault.text)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.write_event(fault.event())
+        except ConnectionError as err:
+            _LOGGER.debug("%s: connection lost: %s", self.client, err)
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
+    async def _handle(self, event: Event) -> bool:
+        try:
+            return await self.handle_event(event)
+        except (KeyError, TypeError, ValueError) as err:
+            # A well-framed event whose data wyoming cannot decode (no rate, text as a list).
+            _LOGGER.debug("%s: cannot decode %s", self.client, event.type, exc_info=True)
+            text = f"malformed {event.type} event: {err.__class__.__name__} {err}"
+            raise ClientFault(text[:200], "malformed-event") from err
+
+    async def _next_event(self) -> Event | None:
+        """The client's next event; None when it has left or has been quiet too long.
+
+        One deadline per read, re-armed when work in progress for the client ends; no task
+        per read, as audio arrives 50 times a second from every client.
+        """
+        loop = asyncio.get_running_loop()
+        watched: set[asyncio.Task[Any]] = set()
+        stalled = False
+
+        def arm(_: object = None) -> None:
+            nonlocal stalled
+            stalled = self.streaming()
+            busy = _unfinished(self.pending())
+            if stalled or not busy:
+                limit = self.stall_seconds if stalled else self.idle_timeout
+                deadline.reschedule(loop.time() + limit)
+                return
+            deadline.reschedule(None)  # the server is answering: that time is not the client's
+            for task in set(busy) - watched:
+                watched.add(task)
+                task.add_done_callback(arm)  # when it ends, the client's clock starts
+
+        try:
+            async with asyncio.timeout(None) as deadline:
+                arm()
+                return await self.guard.read_event()
+        except TimeoutError:
+            return self._quiet_too_long(stalled)
+        finally:
+            for task in watched:
+                task.remove_done_callback(arm)
+
+    def _quiet_too_long(self, streaming: bool) -> None:
+        if streaming:
+            raise ClientFault(
+                f"no audio for {self.stall_seconds:g} s in the middle of an utterance "
+                "(audio.stall_seconds): the utterance is dropped",
+                "audio-stalled",
+            )
+        _LOGGER.info(
+            "%s: nothing sent for %g s (server.idle_timeout); closing the connection",
+            self.client,
+            self.idle_timeout,
+        )
+
+
+HandlerFactory = Callable[[asyncio.StreamReader, asyncio.StreamWriter], GuardedHandler]
+
+
+class Connections:
+    """The server's listening socket and live connections: how many, and their shutdown."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self._live: dict[GuardedHandler, asyncio.Task[Any]] = {}
+        self._server: asyncio.AbstractServer | None = None
+
+    async def listen(self, factory: HandlerFactory) -> None:
+        """Accept clients at server.uri (tcp:// or unix://).
+
+        asyncio's server rather than wyoming's, for two things wyoming's does not offer: the
+        StreamReader limit that bounds header lines, and closing the listening socket
+        without closing the connections (wyoming's also stops every handler on SIGTERM).
+        """
+        uri = urlparse(self.settings.uri)
+        accept = partial(self._accept, factory)
+        limit = self.settings.max_frame_bytes
+        if uri.scheme == "unix":
+            self._remove_socket()  # a stale socket file from an earlier run
+            self._server = await asyncio.start_unix_server(accept, uri.path, limit=limit)
+        else:
+            self._server = await asyncio.start_server(accept, uri.hostname, uri.port, limit=limit)
+
+    async def _accept(
+        self, factory: HandlerFactory, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if len(self._live) >= self.settings.max_connections:
+            await self._refuse(writer)
+            return
+        handler = factory(reader, writer)
+        self._live[handler] = cast(asyncio.Task[Any], asyncio.current_task())
+        try:
+            await handler.run()
+        except Exception:
+            _LOGGER.exception("%s: the connection failed", handler.client)
+        finally:
+            del self._live[handler]
+
+    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        """One client too many: told so and closed, without a handler or a byte read."""
+        fault = ClientFault(
+            f"the server already serves {len(self._live)} clients (server.max_connections); "
+            "try again later",
+            "too-many-connections",
+        )
+        _LOGGER.warning("%s: refused: %s", peer(writer), fault.text)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await async_write_event(fault.event(), writer)
+        writer.close()
+
+    def _remove_socket(self) -> None:
+        uri = urlparse(self.settings.uri)
+        if uri.scheme == "unix":
+            Path(uri.path).unlink(missing_ok=True)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop accepting; let work in progress finish for up to `grace` s; close everything.
+
+        A connection is closed as soon as nothing is in progress for it, so idle clients
+        never hold the shutdown up; those still busy at the deadline are closed then, which
+        cancels their turns upstream.
+        """
+        if self._server is not None:
+            self._server.close()
+            self._remove_socket()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if busy := sum(not handler.quiet() for handler in self._live):
+            _LOGGER.info("Letting %d client(s) finish, for up to %g s", busy, grace)
+        while self._live and (remaining := deadline - loop.time()) > 0:
+            for handler in [h for h in self._live if h.quiet()]:
+                await handler.stop()
+            work = [task for handler in self._live for task in handler.pending()]
+            waits = {*self._live.values(), *_unfinished(work)}
+            await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        if self._live:
+            _LOGGER.warning("Closing %d client(s) still busy after %g s", len(self._live), grace)
+        for handler in list(self._live):
+            await handler.stop()
+        tasks = list(self._live.values())
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
