@@ -80,7 +80,10 @@ def server_config(sim_url: str, dialect: str, **extra: Any) -> dict[str, Any]:
     return config
 
 
-async def start_server(tmp: Path, config: dict[str, Any], *args: str) -> ServerProcess:
+async def start_server(
+    tmp: Path, config: dict[str, Any], *args: str, host: str = "127.0.0.1"
+) -> ServerProcess:
+    """The real server as a subprocess (listening on `host`), once it accepts connections."""
     port = free_port()
     config_path = tmp / "config.yaml"
     config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -94,7 +97,7 @@ async def start_server(tmp: Path, config: dict[str, Any], *args: str) -> ServerP
             "--config",
             str(config_path),
             "--uri",
-            f"tcp://127.0.0.1:{port}",
+            f"tcp://{host}:{port}",
             *args,
         ],
         stdout=log_path.open("wb"),

@@ -18,6 +18,7 @@ from . import __version__
 from .ask import AskError, ask
 from .config import ConfigError, Settings, load_settings
 from .conversations import Assistant
+from .discovery import DEFAULT_NAME, Announcer
 from .handler import RealtimeTextHandler
 from .info import build_info
 from .limits import Connections
@@ -40,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--simulator",
         action="store_true",
         help="answer from the built-in Realtime simulator (no key; nothing leaves this machine)",
+    )
+    parser.add_argument(
+        "--zeroconf",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="announce the server with zeroconf so Home Assistant discovers it "
+        f"(server.zeroconf; NAME defaults to server.zeroconf_name, {DEFAULT_NAME!r})",
     )
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument(
@@ -82,8 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     # websockets logs request headers (the key among them) at DEBUG: never let it.
     logging.getLogger("websockets").setLevel(logging.INFO if args.debug else logging.WARNING)
     overrides: dict[str, dict[str, Any]] = {}
+    server: dict[str, Any] = overrides.setdefault("server", {})
     if args.uri:
-        overrides["server"] = {"uri": args.uri}
+        server["uri"] = args.uri
+    if args.zeroconf is not None:
+        server["zeroconf"] = True
+        if args.zeroconf:
+            server["zeroconf_name"] = args.zeroconf
     if args.simulator:
         # The simulator accepts any key; the URL is replaced once it listens.
         key = f"sim-{secrets.token_hex(8)}"
@@ -142,6 +156,10 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
             settings.realtime.model,
             settings.realtime.dialect,
         )
+        if settings.server.zeroconf:
+            announcer = Announcer(settings.server.zeroconf_name, settings.server.uri)
+            await announcer.start()
+            stack.push_async_callback(announcer.stop)
         await stop.wait()
         _LOGGER.info("Stopping")
         await connections.shutdown(settings.server.shutdown_grace)

@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 
 import yaml
 
+from .discovery import ZeroconfError, announced_address
+
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KEY_HELP = (
     "set it with: export OPENAI_API_KEY=sk-... "
@@ -37,6 +39,8 @@ class ServerSettings:
     max_frame_bytes: int = 1_048_576
     idle_timeout: float = 300.0
     shutdown_grace: float = 5.0
+    zeroconf: bool = False
+    zeroconf_name: str = "realtime-text"
 
 
 @dataclass(frozen=True)
@@ -273,6 +277,13 @@ def _check(settings: Settings) -> None:
             f"server.max_frame_bytes must be at least 65536, not {server.max_frame_bytes}"
         )
     _positive("server.idle_timeout", server.idle_timeout)
+    if server.zeroconf:
+        try:
+            announced_address(server.uri)
+        except ZeroconfError as err:
+            raise ConfigError(f"server.zeroconf: {err}") from None
+        if not server.zeroconf_name.strip():
+            raise ConfigError("server.zeroconf_name must not be empty")
     if server.shutdown_grace < 0:
         raise ConfigError(f"server.shutdown_grace must be 0 or more, not {server.shutdown_grace}")
     if settings.tts.uri:
