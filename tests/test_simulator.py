@@ -403,6 +403,61 @@ async def test_cancel_without_response_is_an_error(sim: RealtimeSimulator) -> No
         assert (error["code"], error["event_id"]) == ("response_cancel_not_active", "evt_9")
 
 
+@pytest.mark.parametrize(
+    "fault", [{"disconnect_after": 0}, {"session_expired_after": 0}], ids=["drop", "expire"]
+)
+async def test_a_count_of_zero_ends_the_connection_before_any_text(
+    sim: RealtimeSimulator, fault: dict[str, int]
+) -> None:
+    sim.scenario = Scenario(reply="never said", **fault)
+    async with client(sim, "ga") as c:
+        await c.update(TEXT_ONLY["ga"])
+        await c.send("response.create")
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await c.recv()
+        assert "response.created" in c.types()
+        assert not c.of(TEXT_DELTA["ga"]) and "response.done" not in c.types()
+
+
+async def test_fail_first_faults_only_the_first_responses_across_connections(
+    sim: RealtimeSimulator,
+) -> None:
+    sim.scenario = Scenario(reply="fine now", error_code="rate_limit_exceeded", fail_first=2)
+    async with client(sim, "beta") as c:
+        await c.update(TEXT_ONLY["beta"])
+        await c.send("response.create")
+        assert (await c.recv())["error"]["code"] == "rate_limit_exceeded"
+    # The same scenario, changed in place: its second faulty response is dropped instead.
+    sim.scenario.error_code, sim.scenario.disconnect_after = None, 0
+    async with client(sim, "beta") as c:
+        await c.update(TEXT_ONLY["beta"])
+        await c.send("response.create")
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await c.recv()
+        assert "error" not in c.types()
+    async with client(sim, "beta") as c:
+        await c.update(TEXT_ONLY["beta"])
+        await c.send("response.create")
+        done = await c.until("response.done")
+        assert done["response"]["status"] == "completed"
+        assert "".join(d["delta"] for d in c.of(TEXT_DELTA["beta"])) == "fine now"
+    assert sim.scenario.failed == 2
+    sim.scenario = Scenario(error_code="server_error", fail_first=1)
+    assert sim.scenario.failed == 0, "a new scenario counts from zero"
+
+
+async def test_handshakes_are_counted_even_when_refused(sim: RealtimeSimulator) -> None:
+    async with client(sim):
+        pass
+    sim.scenario = Scenario(reject_handshake=403)
+    with pytest.raises(InvalidStatus):
+        async with client(sim):
+            pass
+    assert sim.handshakes == 2 and len(sim.connections) == 1
+
+
 @pytest.mark.parametrize("status", [401, 503])
 async def test_reject_handshake(sim: RealtimeSimulator, status: int) -> None:
     sim.scenario = Scenario(reject_handshake=status)

@@ -123,3 +123,48 @@ async def test_an_old_spare_is_never_handed_out(
         assert spare.closed and not user_texts(spare)
     finally:
         await assistant.close()
+
+
+async def test_re_seeded_turns_get_their_new_ids_for_trimming(sim: RealtimeSimulator) -> None:
+    """A re-seeded turn is deleted from the new session when the history outgrows max_turns."""
+    assistant = Assistant(settings_for(sim, max_turns=1))
+    try:
+        sim.scenario = Scenario(reply="Hello Ada.")
+        await (await assistant.answer("I am Ada.", "c1", "en")).wait()
+        sim.scenario = Scenario(session_expired_after=1, reply="One two three.")
+        await (await assistant.answer("Count to three.", "c1", "en")).wait()
+        sim.scenario = Scenario(reply="Noted.")
+        await (await assistant.answer("I like tea.", "c1", "en")).wait()
+        _, new = sim.connections
+        await until(
+            lambda: any(e["type"] == "conversation.item.delete" for e in new.received), "trimming"
+        )
+        await asyncio.sleep(0.1)
+        deleted = [e["item_id"] for e in new.received if e["type"] == "conversation.item.delete"]
+        assert len(deleted) == 2, "the re-seeded question and answer"
+        assert not [t for _, way, t in new.log if way == "out" and t == "error"]
+        left = [(item["role"], new.item_texts.get(i)) for i, item in new.items.items()]
+        assert left == [("user", "I like tea."), ("assistant", None)]
+    finally:
+        await assistant.close()
+
+
+async def test_a_refused_key_does_not_keep_the_warm_pool_retrying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pool, "RETRY_SECONDS", 0.05)  # a transient failure retries this fast
+    async with RealtimeSimulator(api_key="sk-other") as sim:
+        assistant = Assistant(settings_for(sim, warm_sessions=None))
+        assistant.start()
+        try:
+            await until(lambda: sim.handshakes == 2, "one try per pool")
+            await asyncio.sleep(0.3)
+            assert sim.handshakes == 2, "no retry loop on a refused key"
+            turn = await assistant.answer("hello", "c1", "en")
+            await turn.wait()
+            assert (turn.outcome, turn.reason) == (Outcome.FALLBACK, "http_401")
+            assert turn.answer.text == assistant.settings.key_error_text
+            await asyncio.sleep(0.3)
+            assert sim.handshakes == 4, "the turn's own try, and one more for its pool"
+        finally:
+            await assistant.close()

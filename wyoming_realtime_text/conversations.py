@@ -76,12 +76,18 @@ class Conversation:
 
     async def _reseed(self, session: RealtimeSession) -> None:
         """A new session knows nothing: tell it the remembered turns as text."""
-        remembered = [t for t in self.turns if t.transcript.text and t.answer.text]
-        if remembered:
-            _LOGGER.info("%s: new session; re-seeding %d turn(s)", self.name, len(remembered))
-        for turn in remembered:
-            await session.add_history(turn.transcript.text, turn.answer.text.strip())
+        for turn in self.turns:
             turn.user_item_id, turn.item_ids = None, ()  # their ids died with the old session
+        remembered = [t for t in self.turns if t.transcript.text and t.answer.text]
+        if not remembered:
+            return
+        _LOGGER.info("%s: new session; re-seeding %d turn(s)", self.name, len(remembered))
+        ids = await session.add_history(
+            [(t.transcript.text, t.answer.text.strip()) for t in remembered]
+        )
+        for turn, user_id, answer_id in zip(remembered, ids[::2], ids[1::2], strict=True):
+            # Their new ids, so that trimming the history still deletes their items.
+            turn.user_item_id, turn.item_ids = user_id, (answer_id,) if answer_id else ()
 
     def rotate_soon(self, now: float) -> bool:
         """Idle with a session near the API's limit: worth replacing before the next turn."""

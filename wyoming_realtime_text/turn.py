@@ -5,6 +5,12 @@ response the moment the audio ends, and turns whatever comes back into two live 
 streams: the user's transcript and the assistant's answer. Every way it can end, including
 errors, disconnects and silence, finishes both streams within the response timeout, with
 the fallback text where the answer would otherwise be empty.
+
+A failure upstream before any answer text reached the user is retried (see
+`realtime/retry.py`): the turn runs attempts, each on the conversation's session (a new one,
+re-seeded with the history, after a lost session), sending the user's words again when the
+session does not have them. The user's audio (never the API's) is kept until the turn ends
+for that. All attempts share one deadline: `response_timeout` from the end of speech.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -33,6 +40,7 @@ from .realtime.events import (
     TextDone,
     UpstreamError,
 )
+from .realtime.retry import Remedy, RetryBudget, remedy
 from .realtime.session import RealtimeSession
 from .stream import TextStream
 from .text import ControlTokenFilter, strip_control_tokens
@@ -41,6 +49,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # pcm16 24 kHz mono: the API refuses to commit less than 100 ms.
 MIN_COMMIT_BYTES = 4800
+# A retry sends the kept audio again in pieces of 5 s (the API takes up to 15 MiB per event).
+RESEND_BYTES = 5 * 48000
 # Errors that only tell us a request was redundant; the turn goes on.
 HARMLESS_CODES = frozenset(
     {"conversation_already_has_active_response", "response_cancel_not_active"}
@@ -81,14 +91,21 @@ class Turn:
         self.ended_by: str | None = None  # audio-stop, cap, vad or no-speech
         self.speech_stopped_at: float | None = None
         self.first_text_at: float | None = None
+        self.attempts = 0
         self._session_ready = session_ready
         self._session: RealtimeSession | None = None
+        self._retries = RetryBudget(settings.realtime.max_retries, settings.realtime.retry_backoff)
+        self._deadline: asyncio.Timeout | None = None  # armed at the end of speech
+        self._dropped_earlier = 0  # audio deltas dropped on sessions of earlier attempts
         self._dropped_before = 0
         self._dropped_final: int | None = None
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._audio_taken = False  # the queue's end marker was taken: no more audio comes
+        self._kept = bytearray()  # the user's audio taken so far, for a retry to send again
         self._filter = ControlTokenFilter()
         self._answer_from_audio: bool | None = None
         self._response_active = False
+        self._response_id: str | None = None  # of the response.created we last saw
         self._task: asyncio.Task[None] | None = None
         if text is not None:
             self.transcript.finish(text)
@@ -113,12 +130,16 @@ class Turn:
             self.ended_by = reason
             self._audio.put_nowait(None)
             self.audio_done.set()
+            self._arm_deadline()
 
     @property
     def audio_deltas_dropped(self) -> int:
         """Audio deltas the API sent during this turn, all dropped unread."""
         if self._dropped_final is not None:
             return self._dropped_final
+        return self._dropped_earlier + self._dropped_here()
+
+    def _dropped_here(self) -> int:
         if self._session is None:
             return 0
         return self._session.audio_deltas_dropped - self._dropped_before
@@ -142,26 +163,13 @@ class Turn:
     # -- running --------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        reader: asyncio.Task[None] | None = None
+        if self.typed_text is not None:
+            self.end_audio("typed")  # its deadline runs from now
         try:
-            self._session = session = await self._session_ready()
-            self._dropped_before = session.audio_deltas_dropped
-            reader = asyncio.create_task(self._read(session), name="realtime turn reader")
-            try:
-                if self.typed_text is None:
-                    if not await self._upload(session, reader):
-                        return
-                else:
-                    self.end_audio("typed")
-                    await session.add_user_text(self.typed_text)
-                if self.respond:
-                    self._response_active = True
-                    await session.create_response()
-                async with asyncio.timeout(self.settings.realtime.response_timeout):
-                    await asyncio.shield(reader)
-                self._end(Outcome.COMPLETED, None)
-            finally:
-                self._dropped_final = self.audio_deltas_dropped
+            async with asyncio.timeout(None) as self._deadline:
+                self._arm_deadline()
+                await self._attempt_until_done()
+            self._end(Outcome.COMPLETED, None)
         except TimeoutError:
             _LOGGER.warning(
                 "No complete answer within %ss", self.settings.realtime.response_timeout
@@ -169,28 +177,127 @@ class Turn:
             await self._cancel_upstream()
             self._end(Outcome.FALLBACK, "timeout")
         except RealtimeError as err:
-            _LOGGER.warning("Realtime session failed: %s", err.message)
+            self._log_failure(err)
             self._end(Outcome.FALLBACK, err.code)
         except asyncio.CancelledError:
             await self._cancel_upstream()
             self._end(Outcome.CANCELLED, "cancelled")
             raise
         finally:
-            if reader is not None:
-                if reader.done():
-                    if not reader.cancelled():
-                        reader.exception()  # retrieved: its failure was handled above
-                else:
-                    reader.cancel()
+            self._deadline = None
+            self._kept = bytearray()  # the user's audio is kept no longer than the turn
+            self._dropped_final = self.audio_deltas_dropped
             self._end(Outcome.FALLBACK, "ended")
 
+    def _arm_deadline(self) -> None:
+        """Everything after the end of speech, retries included, fits in response_timeout."""
+        if self._deadline is not None and self.audio_ended_at is not None:
+            left = self.audio_ended_at + self.settings.realtime.response_timeout - time.monotonic()
+            self._deadline.reschedule(asyncio.get_running_loop().time() + left)
+
+    def _time_left(self) -> float:
+        when = self._deadline.when() if self._deadline is not None else None
+        return math.inf if when is None else when - asyncio.get_running_loop().time()
+
+    async def _attempt_until_done(self) -> None:
+        """Attempts until one ends the turn; a failure that is not retried is raised."""
+        while True:
+            try:
+                await self._attempt()
+                return
+            except RealtimeError as err:
+                wait = self._retry_wait(err)
+                if wait is None:
+                    raise
+            await asyncio.sleep(wait)
+
+    async def _attempt(self) -> None:
+        """One try: a session, the user's words (unless it has them), a response, its events."""
+        self.attempts += 1
+        session = self._use(await self._session_ready())
+        reader = asyncio.create_task(self._read(session), name="realtime turn reader")
+        try:
+            if not await self._send_input(session, reader):
+                return
+            if self.respond:
+                self._response_active = True
+                await session.create_response()
+            await asyncio.shield(reader)
+        except RealtimeError:
+            _stop(reader)
+            await asyncio.wait([reader])  # one reader per WebSocket: gone before a retry's
+            raise
+        finally:
+            _stop(reader)
+
+    def _use(self, session: RealtimeSession) -> RealtimeSession:
+        """Make `session` this attempt's; a new one has none of the user's words yet."""
+        if session is not self._session:
+            self._dropped_earlier += self._dropped_here()
+            self._session, self._dropped_before = session, session.audio_deltas_dropped
+            self.user_item_id, self.item_ids = None, ()
+        self._filter = ControlTokenFilter()  # an attempt's answer starts afresh
+        self._answer_from_audio = None
+        return session
+
+    def _retry_wait(self, err: RealtimeError) -> float | None:
+        """Seconds until the next attempt after `err`; None when it is not retried."""
+        self._response_active = False
+        if err.fatal or self.answer.text:
+            return None  # a refused key stays refused; a half-told answer cannot be retold
+        wait = self._retries.wait(err.code, self._time_left())
+        if wait is not None:
+            reconnect = remedy(err.code) is Remedy.RECONNECT
+            _LOGGER.warning(
+                "Realtime API error %s: %s (attempt %d); retrying %s",
+                err.code,
+                err.message,
+                self.attempts,
+                "at once in a new session" if reconnect else f"in {wait:.2f}s",
+            )
+        return wait
+
+    def _log_failure(self, err: RealtimeError) -> None:
+        """One line for the failure that ended the turn."""
+        if err.fatal:
+            _LOGGER.warning(
+                "The Realtime API refused the key or the account (%s: %s); not retrying",
+                err.code,
+                err.message,
+            )
+            return
+        after = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+        _LOGGER.warning("Realtime API error %s: %s%s", err.code, err.message, after)
+
+    async def _send_input(self, session: RealtimeSession, reader: asyncio.Task[None]) -> bool:
+        """The user's words into the session; False when there is nothing to answer."""
+        if self.user_item_id is not None:
+            return True  # a retry in the same session: it has them already
+        if self.typed_text is not None:
+            await session.add_user_text(self.typed_text)
+            return True
+        return await self._upload(session, reader)
+
     async def _upload(self, session: RealtimeSession, reader: asyncio.Task[None]) -> bool:
-        """Send audio as it comes; commit at its end. False when there was nothing to answer."""
-        while (pcm := await self._audio.get()) is not None:
+        """Send audio as it comes (a retry first sends it all again); commit at its end.
+
+        False when there was nothing to answer.
+        """
+        if self._kept:
+            await session.clear_audio()  # a retry: no half-sent leftovers, then all of it
+            for start in range(0, len(self._kept), RESEND_BYTES):
+                await session.append_audio(bytes(self._kept[start : start + RESEND_BYTES]))
+        while not self._audio_taken:
+            pcm = await self._audio.get()
+            if pcm is None:
+                self._audio_taken = True
+                break
+            if self.user_item_id is None:  # audio after the API's own commit is not the turn's
+                self._kept += pcm
+                self.audio_bytes_sent += len(pcm)
             if reader.done():
                 break
             await session.append_audio(pcm)
-            self.audio_bytes_sent += len(pcm)
         if reader.done():
             reader.result()  # surfaces the reader's failure
             return False
@@ -224,7 +331,8 @@ class Turn:
             if event.role == "user" and self.user_item_id is None:
                 self.user_item_id = event.item_id
         elif isinstance(event, InputTranscriptDelta):
-            self.transcript.push(event.text)
+            if self.attempts == 1 or not self.transcript.text:
+                self.transcript.push(event.text)  # a retry's deltas would repeat the first's
         elif isinstance(event, InputTranscriptDone):
             self.transcript.finish(event.text.strip())
         elif isinstance(event, InputTranscriptFailed):
@@ -240,6 +348,7 @@ class Turn:
         elif isinstance(event, UpstreamError):
             self._upstream_error(event)
         elif isinstance(event, ResponseCreated):
+            self._response_id = event.response_id
             _LOGGER.debug("Response %s started", event.response_id)
 
     def _push_answer(self, text: str, from_audio: bool) -> None:
@@ -261,11 +370,14 @@ class Turn:
         self.answer.push(self._filter.flush())
         if not self.answer.text.strip() and event.text:
             self.answer.push(strip_control_tokens(event.text))
-        if event.status == "completed" and self.answer.text.strip():
+        has_text = bool(self.answer.text.strip())
+        if event.status == "completed" and has_text:
             self._end_answer(Outcome.COMPLETED, None)
-        elif event.status == "incomplete" and self.answer.text.strip():
+        elif event.status == "incomplete" and has_text:
             _LOGGER.info("Response incomplete (%s): delivering the text it produced", event.reason)
             self._end_answer(Outcome.INCOMPLETE, event.reason)
+        elif event.status == "failed":  # like an error event: ends (or retries) the attempt
+            raise RealtimeError(event.error_code or "failed", event.error or "the response failed")
         else:
             detail = event.error or event.reason or "empty"
             _LOGGER.warning("Response %s without text (%s)", event.status, detail)
@@ -280,14 +392,13 @@ class Turn:
                 return  # our commit came after the API's turn detection had committed
             self._end(Outcome.NO_SPEECH, event.code)
             return
-        _LOGGER.warning("Realtime API error %s: %s", event.code, event.message)
-        self._end(Outcome.FALLBACK, event.code)
+        raise RealtimeError(event.code, event.message)  # ends (or retries) the attempt
 
     async def _cancel_upstream(self) -> None:
         if self._session is not None and self._response_active:
             self._response_active = False
             with contextlib.suppress(RealtimeError):
-                await self._session.cancel_response()
+                await self._session.cancel_response(self._response_id)
 
     def _end_answer(self, outcome: Outcome, reason: str | None) -> None:
         """End the answer once; an answer-less ending speaks the fallback text."""
@@ -305,3 +416,11 @@ class Turn:
         """End the whole turn: the transcript keeps whatever it had by now."""
         self._end_answer(outcome, reason)
         self.transcript.finish()
+
+
+def _stop(reader: asyncio.Task[None]) -> None:
+    """Cancel `reader`, or retrieve its failure (the shield or the upload raised it already)."""
+    if not reader.done():
+        reader.cancel()
+    elif not reader.cancelled():
+        reader.exception()

@@ -210,12 +210,15 @@ def _response_done(response: dict[str, Any]) -> ResponseDone:
             item_ids.append(str(item["id"]))
         for part in item.get("content") or []:
             texts.append(part.get("text") or part.get("transcript") or "")
-    error = details.get("error")
+    raw = details.get("error")
+    error: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    code = error.get("code") or error.get("type")
     return ResponseDone(
         response_id=str(response.get("id", "")),
         status=str(response.get("status", "completed")),
         reason=details.get("reason"),
         text="".join(texts),
         item_ids=tuple(item_ids),
-        error=str(error.get("message") or error.get("code")) if isinstance(error, dict) else None,
+        error=str(error.get("message") or code) if error else None,
+        error_code=str(code) if code else None,
     )

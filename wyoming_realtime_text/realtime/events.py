@@ -95,7 +95,8 @@ class ResponseDone:
     reason: str | None
     text: str
     item_ids: tuple[str, ...]
-    error: str | None = None
+    error: str | None = None  # status failed: status_details.error's message
+    error_code: str | None = None  # ... and its code (e.g. rate_limit_exceeded)
 
 
 @dataclass(frozen=True, slots=True)

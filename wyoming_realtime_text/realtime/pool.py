@@ -60,9 +60,9 @@ class SessionPool:
 
     async def take(self, language: str | None) -> RealtimeSession:
         """A configured session: a warm spare if one is ready, else a freshly opened one."""
+        self._wanted.set()  # a spare taken, or missing (also after a refused key): refill
         while self._spares:
             session = self._spares.pop(0)
-            self._wanted.set()
             if session.is_open and not too_old(session):
                 if language:
                     await session.set_language(language)
@@ -96,6 +96,12 @@ class SessionPool:
                 try:
                     await session.open()
                 except RealtimeError as err:
+                    if err.fatal:  # the key or account is refused: retrying would only repeat it
+                        _LOGGER.warning(
+                            "Cannot open a warm session: %s; trying again when one is taken",
+                            err.message,
+                        )
+                        break
                     _LOGGER.warning("Cannot open a warm session: %s", err.message)
                     await asyncio.sleep(RETRY_SECONDS)
                     self._wanted.set()

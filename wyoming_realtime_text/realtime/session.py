@@ -22,7 +22,16 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from .. import __version__
 from ..config import RealtimeSettings
 from .dialect import AUDIO_DELTA_TYPES, DIALECTS, parse, user_text_item
-from .events import RealtimeError, RealtimeEvent, SessionUpdated, UpstreamError
+from .events import (
+    ItemAdded,
+    RealtimeError,
+    RealtimeEvent,
+    ResponseDone,
+    SessionUpdated,
+    TextDelta,
+    TextDone,
+    UpstreamError,
+)
 
 _LOGGER = logging.getLogger(__name__)
 _TYPE_HEAD = re.compile(r'"type"\s*:\s*"([^"]+)"')
@@ -72,11 +81,13 @@ class RealtimeSession:
         self.audio_deltas_dropped = 0
         self.text_only_confirmed = False
         self.opened_at = 0.0
+        self.expired = False  # the API said `session_expired`; its close frame may lag
+        self._abandoned: set[str] = set()  # cancelled responses whose events nobody reads
         self._ws: ClientConnection | None = None
 
     @property
     def is_open(self) -> bool:
-        return self._ws is not None and self._ws.close_code is None
+        return self._ws is not None and self._ws.close_code is None and not self.expired
 
     async def open(self) -> None:
         """Connect, configure text-only and wait for the server to confirm it."""
@@ -164,10 +175,30 @@ class RealtimeSession:
             model = self.settings.transcription_model
             await self.send(self.dialect.transcription_update(model, language))
 
-    async def add_history(self, user_text: str, answer: str) -> None:
-        """Re-seed one earlier turn into a new session, so follow-ups keep their context."""
-        await self.send(user_text_item(user_text))
-        await self.send(self.dialect.assistant_text_item(answer))
+    async def add_history(self, turns: list[tuple[str, str]]) -> list[str | None]:
+        """Re-seed earlier (question, answer) turns into a new session; their new item ids.
+
+        Waits until the API has added them all, so that their confirmations never reach the
+        next turn (which would take a re-seeded user item for its own). None where an item
+        was refused.
+        """
+        for user_text, answer in turns:
+            await self.send(user_text_item(user_text))
+            await self.send(self.dialect.assistant_text_item(answer))
+        ids: list[str | None] = []
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                while len(ids) < 2 * len(turns):
+                    event = await self.receive()
+                    if isinstance(event, ItemAdded):
+                        ids.append(event.item_id)
+                    elif isinstance(event, UpstreamError):
+                        _LOGGER.warning("Re-seeding a turn failed: %s", event.message)
+                        ids.append(None)
+        except TimeoutError:
+            message = "the Realtime API did not answer in time"
+            raise RealtimeError("connect_timeout", message) from None
+        return ids
 
     async def clear_audio(self) -> None:
         await self.send({"type": "input_audio_buffer.clear"})
@@ -181,7 +212,14 @@ class RealtimeSession:
     async def add_user_text(self, text: str) -> None:
         await self.send(user_text_item(text))
 
-    async def cancel_response(self) -> None:
+    async def cancel_response(self, response_id: str | None = None) -> None:
+        """Cancel the running response; the rest of `response_id`'s events are skipped.
+
+        The turn that asked for it has stopped reading: without this, its late
+        `response.done` (cancelled) would end the next turn on this session.
+        """
+        if response_id:
+            self._abandoned.add(response_id)
         await self.send({"type": "response.cancel"})
 
     async def delete_item(self, item_id: str) -> None:
@@ -209,9 +247,21 @@ class RealtimeSession:
                 _LOGGER.warning("Ignoring a message from the Realtime API that is not JSON")
                 continue
             event = parse(data) if isinstance(data, dict) else None
-            if event is not None:
+            if isinstance(event, UpstreamError) and event.code == "session_expired":
+                self.expired = True
+            if event is not None and not self._abandoned_event(event):
                 _LOGGER.debug("Realtime event %s", kind)
                 return event
+
+    def _abandoned_event(self, event: RealtimeEvent) -> bool:
+        """Part of a response cancelled by a turn that left (forgotten at its done)."""
+        if not isinstance(event, TextDelta | TextDone | ResponseDone):
+            return False
+        if event.response_id not in self._abandoned:
+            return False
+        if isinstance(event, ResponseDone):
+            self._abandoned.discard(event.response_id)
+        return True
 
     async def close(self) -> None:
         ws, self._ws = self._ws, None

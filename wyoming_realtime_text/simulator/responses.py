@@ -171,6 +171,10 @@ class ResponseRun:
     async def after_delta(self) -> bool:
         """Apply the per-delta faults; True if the response must stop right here."""
         self.deltas += 1
+        return await self.connection_fault()
+
+    async def connection_fault(self) -> bool:
+        """Drop or expire the connection once `deltas` reaches the scenario's count."""
         scenario = self.scenario
         if scenario.disconnect_after is not None and self.deltas >= scenario.disconnect_after:
             self.conn.drop()
@@ -250,6 +254,8 @@ class ResponseRun:
         ids = {"response_id": self.id, "item_id": item_id, "output_index": 0, "content_index": 0}
         part = {"type": p.PART_TYPE[self.dialect][kind], field: ""}
         await conn.send({"type": "response.content_part.added", **ids, "part": part})
+        if await self.connection_fault():  # a count of 0: before any text
+            return
 
         pieces = split_deltas(scenario.resolve_reply(self.user_text()))
         produced, status, reason = "", "completed", None

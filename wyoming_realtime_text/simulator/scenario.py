@@ -3,13 +3,14 @@
 A `Scenario` is plain mutable data so a test can swap it between turns
 (`sim.scenario = Scenario(...)`). The server reads it at the moment it needs a
 decision (upgrade, commit, response.create), never caches it, so a change takes
-effect on the next such event even on an open connection.
+effect on the next such event even on an open connection. Its one piece of state,
+how many responses `fail_first` has failed, starts at zero with each new scenario.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Mode = Literal["obey", "audio_despite_text", "forum_replay"]
@@ -53,13 +54,36 @@ class Scenario:
     cut_reason: str = "content_filter"  # status_details.reason for cut_after
     error_code: str | None = None  # answer response.create with this error, no response
     error_delivery: ErrorDelivery = "event"  # or as response.done status=failed
-    disconnect_after: int | None = None  # drop TCP after N deltas (no close frame)
-    session_expired_after: int | None = None  # `session_expired` error + close 1001
+    # Drop TCP (no close frame), or expire the session (`session_expired` error, close
+    # 1001), after N deltas; 0: before the first delta.
+    disconnect_after: int | None = None
+    session_expired_after: int | None = None
     silent: bool = False  # response.created, then nothing until response.cancel
+    # error_code, disconnect_after, session_expired_after and silent only for the first N
+    # responses, counted across all connections (so a client's retry on a new connection
+    # is served normally); None: for every response.
+    fail_first: int | None = None
+    failed: int = field(default=0, init=False, repr=False)  # responses faulted so far
 
     # Connection faults.
     reject_handshake: int | None = None  # HTTP status for every upgrade (401/403/503...)
     auth_failure: AuthFailure = "http"  # bad key: HTTP 401, or 101 + error event + close
+
+    def next_response(self) -> Scenario:
+        """The scenario for the response about to start: faulty while `fail_first` allows."""
+        if self.fail_first is None:
+            return self
+        if self.failed < self.fail_first:
+            self.failed += 1
+            return self
+        return replace(
+            self,
+            error_code=None,
+            disconnect_after=None,
+            session_expired_after=None,
+            silent=False,
+            fail_first=None,
+        )
 
     def resolve_transcript(self, pcm: bytes) -> str:
         """The text transcription reports for `pcm` (called once per commit)."""

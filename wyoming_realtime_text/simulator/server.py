@@ -81,6 +81,7 @@ class RealtimeSimulator:
         # N: only about the last N of each, so a long soak run stays bounded.
         self.record_limit = record_limit
         self.connections: list[SimConnection] = []
+        self.handshakes = 0  # upgrade requests, refused ones included (they make no connection)
         self._server: Server | None = None
         self._stopping = asyncio.Event()  # cuts handshake delays short on stop()
 
@@ -131,6 +132,7 @@ class RealtimeSimulator:
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         """HTTP-level decisions before the upgrade: delay, faults, path, auth."""
+        self.handshakes += 1
         scenario = self.scenario
         if scenario.handshake_delay > 0:
             with contextlib.suppress(TimeoutError):
@@ -328,7 +330,7 @@ class SimConnection(ConversationMixin):
 
     async def create_response(self, params: dict[str, Any], client_event_id: Any = None) -> None:
         """Start a response (client response.create, or turn detection with ``{}``)."""
-        scenario = self.sim.scenario
+        scenario = self.sim.scenario.next_response()
         if scenario.error_code is not None and scenario.error_delivery == "event":
             code = scenario.error_code
             await self.error(code, p.error_message(code), None, client_event_id)
