@@ -172,32 +172,15 @@ class GuardedHandler(AsyncEventHandler):
         One deadline per read, re-armed when work in progress for the client ends; no task
         per read, as audio arrives 50 times a second from every client.
         """
-        loop = asyncio.get_running_loop()
-        watched: set[asyncio.Task[Any]] = set()
-        stalled = False
-
-        def arm(_: object = None) -> None:
-            nonlocal stalled
-            stalled = self.streaming()
-            busy = _unfinished(self.pending())
-            if stalled or not busy:
-                limit = self.stall_seconds if stalled else self.idle_timeout
-                deadline.reschedule(loop.time() + limit)
-                return
-            deadline.reschedule(None)  # the server is answering: that time is not the client's
-            for task in set(busy) - watched:
-                watched.add(task)
-                task.add_done_callback(arm)  # when it ends, the client's clock starts
-
+        clock = _ReadClock(self)
         try:
-            async with asyncio.timeout(None) as deadline:
-                arm()
+            async with asyncio.timeout(None) as clock.deadline:
+                clock.arm()
                 return await self.guard.read_event()
         except TimeoutError:
-            return self._quiet_too_long(stalled)
+            return self._quiet_too_long(clock.stalled)
         finally:
-            for task in watched:
-                task.remove_done_callback(arm)
+            clock.close()
 
     def _quiet_too_long(self, streaming: bool) -> None:
         if streaming:
@@ -211,6 +194,38 @@ class GuardedHandler(AsyncEventHandler):
             self.client,
             self.idle_timeout,
         )
+
+
+class _ReadClock:
+    """How long one read may wait: the stall or idle limit, none while the server works."""
+
+    def __init__(self, handler: GuardedHandler) -> None:
+        self.handler = handler
+        self.deadline: asyncio.Timeout | None = None
+        self.stalled = False  # the limit armed last is the stall limit
+        self._watched: set[asyncio.Task[Any]] = set()
+
+    def arm(self, _: object = None) -> None:
+        """(Re)compute the deadline; called at the read's start and when work ends."""
+        handler, deadline = self.handler, self.deadline
+        if deadline is None:
+            return
+        self.stalled = handler.streaming()
+        busy = _unfinished(handler.pending())
+        if self.stalled or not busy:
+            limit = handler.stall_seconds if self.stalled else handler.idle_timeout
+            deadline.reschedule(asyncio.get_running_loop().time() + limit)
+            return
+        deadline.reschedule(None)  # the server is answering: that time is not the client's
+        for task in set(busy) - self._watched:
+            self._watched.add(task)
+            task.add_done_callback(self.arm)  # when it ends, the client's clock starts
+
+    def close(self) -> None:
+        for task in self._watched:
+            task.remove_done_callback(self.arm)
+        self._watched.clear()
+        self.deadline = None
 
 
 HandlerFactory = Callable[[asyncio.StreamReader, asyncio.StreamWriter], GuardedHandler]

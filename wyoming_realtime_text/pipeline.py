@@ -195,6 +195,9 @@ class VoicePipeline:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The connection holds this pipeline and `write` holds the connection: break the
+        # cycle so both are freed now, not by the garbage collector's oldest generation.
+        self.write = _discard
 
     # -- results --------------------------------------------------------------------------
 
@@ -300,6 +303,10 @@ class VoicePipeline:
             await coro
         except (ConnectionError, RuntimeError) as err:
             _LOGGER.debug("%s: client gone while writing: %s", self.label, err)
+
+
+async def _discard(event: Event) -> None:
+    """Where a closed pipeline's writes go (nowhere)."""
 
 
 async def send_answer(write: WriteEvent, turn: Turn, context: dict[str, Any] | None) -> None:

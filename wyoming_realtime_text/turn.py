@@ -186,6 +186,9 @@ class Turn:
         finally:
             self._deadline = None
             self._kept = bytearray()  # the user's audio is kept no longer than the turn
+            # Its conversation holds the turn: without this cycle both are freed at once
+            # rather than by the garbage collector's oldest generation (RSS over 10k turns).
+            self._session_ready = _turn_ended
             self._dropped_final = self.audio_deltas_dropped
             self._end(Outcome.FALLBACK, "ended")
 
@@ -288,9 +291,8 @@ class Turn:
             for start in range(0, len(self._kept), RESEND_BYTES):
                 await session.append_audio(bytes(self._kept[start : start + RESEND_BYTES]))
         while not self._audio_taken:
-            pcm = await self._audio.get()
-            if pcm is None:
-                self._audio_taken = True
+            pcm = self._with_queued(await self._audio.get())
+            if not pcm:
                 break
             if self.user_item_id is None:  # audio after the API's own commit is not the turn's
                 self._kept += pcm
@@ -316,6 +318,22 @@ class Turn:
             return False
         await session.commit()
         return True
+
+    def _with_queued(self, first: bytes | None) -> bytes:
+        """`first` and all audio queued behind it, as one append rather than one per chunk.
+
+        Nothing waits for more: a turn keeping up sends each chunk as it comes, one that fell
+        behind (its last chunk and audio-stop read together, a busy server) catches up at once.
+        """
+        parts = []
+        pcm = first
+        while pcm is not None:
+            parts.append(pcm)
+            if self._audio.empty():
+                return b"".join(parts)
+            pcm = self._audio.get_nowait()
+        self._audio_taken = True  # the end marker: no more audio comes
+        return b"".join(parts)
 
     async def _read(self, session: RealtimeSession) -> None:
         while not (self.transcript.done and (self.answer.done or not self.respond)):
@@ -416,6 +434,10 @@ class Turn:
         """End the whole turn: the transcript keeps whatever it had by now."""
         self._end_answer(outcome, reason)
         self.transcript.finish()
+
+
+async def _turn_ended() -> RealtimeSession:
+    raise RealtimeError("closed", "the turn has ended")
 
 
 def _stop(reader: asyncio.Task[None]) -> None:
