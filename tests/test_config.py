@@ -147,3 +147,27 @@ def test_a_partial_file_keeps_the_packaged_values(tmp_path: Path) -> None:
 def test_empty_variable_takes_the_fallback(tmp_path: Path) -> None:
     path = write(tmp_path, "realtime:\n  api_key: ${MY_KEY:-sk-fallback}\n")
     assert load_settings(path, env={"MY_KEY": ""}).realtime.api_key == "sk-fallback"
+
+
+def test_print_config_hides_the_key_and_loads_back(tmp_path: Path) -> None:
+    secret = "sk-test-PRINTED-NEVER-0123"
+    config = write(
+        tmp_path,
+        "realtime:\n"
+        "  url: wss://example.openai.azure.com/openai/realtime?deployment=d&api-key=AZURE-SECRET\n"
+        "  dialect: beta\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "wyoming_realtime_text", "--config", str(config), "--print-config"],
+        capture_output=True,
+        text=True,
+        env={"OPENAI_API_KEY": secret, "PATH": ""},
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert secret not in done.stdout and "AZURE-SECRET" not in done.stdout
+    assert "api_key: '***'" in done.stdout
+    dumped = write(tmp_path, done.stdout.replace("'***'", "${OPENAI_API_KEY}"))
+    settings = load_settings(dumped, env={"OPENAI_API_KEY": secret})
+    assert settings.realtime.dialect == "beta"
+    assert settings.realtime.url.endswith("?deployment=d&api-key=***")

@@ -356,10 +356,21 @@ async def test_debug_logging_never_shows_the_key(
         assert (await ha.converse(said))[0].text == "Debugging."
         sim.scenario = Scenario(reject_handshake=401)
         assert "API key" in (await ha.converse("fail please"))[0].text
+        # Through the faults and their retries, each logged at warning level or below.
+        faults = [
+            Scenario(reply="Retried.", error_code="rate_limit_exceeded", fail_first=1),
+            Scenario(reply="Retried.", error_code="server_error", error_delivery="response_failed"),
+            Scenario(reply="Retried.", disconnect_after=0, fail_first=1),
+            Scenario(reply="Retried.", session_expired_after=0, fail_first=1),
+        ]
+        for fault in faults:
+            sim.scenario = fault
+            await ha.converse(unique("fault"))
     finally:
         await stop_server(debug_server)
     log = debug_server.log()
     assert "DEBUG" in log and "Realtime event" in log
+    assert log.count("retrying") >= 4, log
     assert SECRET_KEY not in log
     assert SECRET_KEY[-8:] not in log
 

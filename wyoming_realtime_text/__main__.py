@@ -16,13 +16,12 @@ from typing import Any
 
 from . import __version__
 from .ask import AskError, ask
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, dump_settings, load_settings, redact_url
 from .conversations import Assistant
 from .discovery import DEFAULT_NAME, Announcer
 from .handler import RealtimeTextHandler
 from .info import build_info
 from .limits import Connections
-from .realtime.session import redact_url
 from .satellites import SatelliteHub
 
 _LOGGER = logging.getLogger("wyoming_realtime_text")
@@ -49,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="announce the server with zeroconf so Home Assistant discovers it "
         f"(server.zeroconf; NAME defaults to server.zeroconf_name, {DEFAULT_NAME!r})",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective config (files, flags and environment merged; the API key "
+        "hidden) and exit",
     )
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument(
@@ -107,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.print_config:
+        print(dump_settings(settings), end="")
+        return 0
     redact_secret(settings.realtime.api_key)
     try:
         with contextlib.suppress(KeyboardInterrupt):

@@ -22,6 +22,8 @@ import yaml
 from .discovery import ZeroconfError, announced_address
 
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# A key passed in the URL (e.g. Azure's ?api-key=), hidden wherever the URL is shown.
+_SECRET_QUERY = re.compile(r"(?i)((?:api[-_]?key|key|token)=)[^&]+")
 KEY_HELP = (
     "set it with: export OPENAI_API_KEY=sk-... "
     "(or try the server without a key: wyoming-realtime-text --simulator)"
@@ -121,6 +123,20 @@ class Settings:
         "I can't use my assistant service: it refused this server's API key or account. "
         "Please check the key and the account."
     )
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown or logged: a key passed as a query parameter is hidden."""
+    return _SECRET_QUERY.sub(r"\1***", url)
+
+
+def dump_settings(settings: Settings) -> str:
+    """The effective settings as YAML, for troubleshooting; the API key is never in it."""
+    raw = dataclasses.asdict(settings)
+    realtime = raw["realtime"]
+    realtime["api_key"] = "***" if realtime["api_key"] else ""
+    realtime["url"] = redact_url(realtime["url"])
+    return yaml.safe_dump(raw, allow_unicode=True, sort_keys=False)
 
 
 def default_config_text() -> str:

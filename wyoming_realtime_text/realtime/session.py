@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from .. import __version__
-from ..config import RealtimeSettings
+from ..config import RealtimeSettings, redact_url
 from .dialect import AUDIO_DELTA_TYPES, DIALECTS, parse, user_text_item
 from .events import (
     ItemAdded,
@@ -35,7 +35,6 @@ from .events import (
 
 _LOGGER = logging.getLogger(__name__)
 _TYPE_HEAD = re.compile(r'"type"\s*:\s*"([^"]+)"')
-_SECRET_QUERY = re.compile(r"(?i)((?:api[-_]?key|key|token)=)[^&]+")
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
@@ -46,11 +45,6 @@ def session_url(settings: RealtimeSettings) -> str:
     if settings.model and not any(k in ("model", "deployment") for k, _ in query):
         query.append(("model", settings.model))
     return urlunparse(parts._replace(query=urlencode(query)))
-
-
-def redact_url(url: str) -> str:
-    """The URL as it may appear in logs: a key passed as a query parameter is hidden."""
-    return _SECRET_QUERY.sub(r"\1***", url)
 
 
 def auth_headers(settings: RealtimeSettings) -> dict[str, str]:
