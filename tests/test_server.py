@@ -333,8 +333,10 @@ async def test_spoken_turn_survives_upstream_error(
 
 
 async def test_api_key_never_reaches_logs_or_clients(
-    server: ServerProcess, sim: RealtimeSimulator
+    server: ServerProcess, sim: RealtimeSimulator, ha: HomeAssistant
 ) -> None:
+    sim.scenario = Scenario(reply="Keyed.")
+    assert (await ha.converse(unique("use the key")))[0].text == "Keyed."
     assert SECRET_KEY not in server.log()
     header_keys = [
         c.headers.get("Authorization", "") + c.headers.get("api-key", "") for c in sim.connections
