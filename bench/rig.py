@@ -94,6 +94,8 @@ def server_config(sim_url: str, **sections: dict[str, Any]) -> dict[str, Any]:
         },
         "languages": ["en"],
         "fallback_text": FALLBACK,
+        # 200 clients at once, each with a connection per request: above the default cap.
+        "server": {"max_connections": 1024},
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
