@@ -10,6 +10,7 @@ read (and a vanished client is noticed) while an answer streams. Reading, with i
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -61,7 +62,9 @@ class RealtimeTextHandler(GuardedHandler):
         elif Ping.is_type(event.type):
             await self.write_event(Pong(text=Ping.from_event(event).text).event())
         elif Transcribe.is_type(event.type):
-            self.voice.transcribe(Transcribe.from_event(event).language)
+            request = Transcribe.from_event(event)
+            _strings(language=request.language)
+            self.voice.transcribe(request.language)
         elif RunPipeline.is_type(event.type):
             try:
                 await self.voice.run_pipeline(RunPipeline.from_event(event))
@@ -74,7 +77,7 @@ class RealtimeTextHandler(GuardedHandler):
         elif AudioStop.is_type(event.type):
             self.voice.end_audio()
         elif Transcript.is_type(event.type):
-            self.voice.spawn(self._answer_transcript(Transcript.from_event(event)))
+            self.voice.spawn(self._answer_transcript(_checked(Transcript.from_event(event))))
         else:
             _LOGGER.debug("%s: ignoring %s", self.client, event.type)
         return True
@@ -103,3 +106,34 @@ class RealtimeTextHandler(GuardedHandler):
             await turn.cancel()  # the client left mid-answer: nobody will read the rest
             raise
         log_turn(self.client, turn, request.text, started)
+
+
+def _checked(request: Transcript) -> Transcript:
+    """The agent request, if its fields are what HA sends; else a TypeError or ValueError.
+
+    Checked as the event is read, where it becomes a `malformed-event` for the client: in the
+    answer's task a bad field would fail unseen and leave the client waiting.
+    """
+    context = request.context or {}
+    if not isinstance(request.text, str) or not isinstance(context, dict):
+        raise TypeError("text must be a string and context an object")
+    _strings(
+        text=request.text,
+        language=request.language,
+        **{f"context.{key}": context.get(key) for key in ("language", "conversation_id")},
+    )
+    json.dumps(context, ensure_ascii=False).encode()  # it is sent back with the answer
+    return request
+
+
+def _strings(**fields: object) -> None:
+    """Each field absent or a string that can be sent on (UTF-8: no lone surrogates).
+
+    json.loads lets a lone surrogate through (an escape like \\ud800), and sending one
+    upstream would break the Realtime session's WebSocket.
+    """
+    for name, value in fields.items():
+        if isinstance(value, str):
+            value.encode()  # UnicodeEncodeError, a ValueError
+        elif value is not None:
+            raise TypeError(f"{name} must be a string, not {type(value).__name__}")

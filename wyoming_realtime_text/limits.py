@@ -101,8 +101,9 @@ class FrameGuard:
         self._line = b""
         try:
             event = await async_read_event(cast(asyncio.StreamReader, self))
-        except (AttributeError, KeyError, TypeError):
-            # A header that is JSON but not an event: not an object, no "type", odd lengths.
+        except (AttributeError, KeyError, TypeError, RecursionError):
+            # A header that is JSON but not an event: not an object, no "type", odd lengths;
+            # or JSON nested deeper than the decoder goes.
             raise ClientFault(MALFORMED, "malformed-event") from None
         except (asyncio.IncompleteReadError, ConnectionError):
             return None  # the client left in the middle of an event

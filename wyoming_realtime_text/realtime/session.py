@@ -149,18 +149,23 @@ class RealtimeSession:
                 return
 
     async def send(self, event: dict[str, Any]) -> None:
+        await self._send_text(json.dumps(event, ensure_ascii=False))
+
+    async def _send_text(self, message: str) -> None:
         if self._ws is None:
             raise RealtimeError("closed", "the Realtime session is not open")
         try:
-            await self._ws.send(json.dumps(event, ensure_ascii=False))
+            await self._ws.send(message)
         except ConnectionClosed as err:
             raise _closed_error(err) from None
 
     async def append_audio(self, pcm16: bytes) -> None:
         """Send pcm16 24 kHz mono audio of the user's speech."""
         if pcm16:
+            # Written out, not json.dumps'd: base64 needs no escaping, and scanning its ~2.6 KB
+            # per 20 ms chunk was ~6% of the server's CPU at 200 streams (py-spy).
             audio = base64.b64encode(pcm16).decode("ascii")
-            await self.send({"type": "input_audio_buffer.append", "audio": audio})
+            await self._send_text(f'{{"type":"input_audio_buffer.append","audio":"{audio}"}}')
 
     async def set_language(self, language: str) -> None:
         """Tell a warm session the language of the speech to come (transcription hint)."""
