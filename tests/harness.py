@@ -74,6 +74,8 @@ def server_config(sim_url: str, dialect: str, **extra: Any) -> dict[str, Any]:
         },
         "languages": ["en", "ja"],
         "fallback_text": FALLBACK,
+        # Off unless a test asks: servers running side by side must not race for its port.
+        "web": {"enabled": False},
     }
     for section, values in extra.items():
         config.setdefault(section, {}).update(values)

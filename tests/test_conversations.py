@@ -199,3 +199,39 @@ async def test_concurrent_requests_in_one_conversation_queue_up(sim: RealtimeSim
         assert len(sim.connections) == 1
     finally:
         await assistant.close()
+
+
+async def test_a_request_queued_behind_an_abandoned_turn_is_still_answered(
+    sim: RealtimeSimulator,
+) -> None:
+    """The turn ahead is cancelled (its client left): the one waiting for it goes on."""
+    sim.scenario = Scenario(silent=True)
+    assistant = Assistant(settings_for(sim))
+    try:
+        first = await assistant.answer("First.", "same", "en")
+        queued = asyncio.create_task(assistant.answer("Second.", "same", "en"))
+        await asyncio.sleep(0.1)
+        sim.scenario = Scenario(reply="Second answer.")
+        await first.cancel()
+        second = await asyncio.wait_for(queued, 5)
+        assert await second.answer.wait() == "Second answer."
+    finally:
+        await assistant.close()
+
+
+async def test_a_conversation_closed_under_a_queued_request_opens_no_session(
+    sim: RealtimeSimulator,
+) -> None:
+    """Evicted while a request waits in it: no session may open that nobody would close."""
+    sim.scenario = Scenario(silent=True)
+    assistant = Assistant(settings_for(sim, max_conversations=1))
+    try:
+        await assistant.answer("First.", "a", "en")
+        queued = asyncio.create_task(assistant.answer("Second.", "a", "en"))
+        await asyncio.sleep(0.1)
+        await assistant.answer("Elsewhere.", "b", "en")  # closes "a", cancelling "First."
+        await (await asyncio.wait_for(queued, 5)).wait()
+    finally:
+        await assistant.close()
+    await asyncio.sleep(0.1)
+    assert all(c.closed for c in sim.connections)

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, logs
 from .ask import AskError, ask
 from .config import ConfigError, Settings, dump_settings, load_settings, redact_url
 from .conversations import Assistant
@@ -22,6 +22,7 @@ from .discovery import DEFAULT_NAME, Announcer
 from .handler import RealtimeTextHandler
 from .info import build_info
 from .limits import Connections
+from .realtime.health import UPSTREAM
 from .satellites import SatelliteHub
 
 _LOGGER = logging.getLogger("wyoming_realtime_text")
@@ -57,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="log DEBUG messages")
     parser.add_argument(
-        "--log-format", default=logging.BASIC_FORMAT, help="format for log messages"
+        "--log-format",
+        default=logging.BASIC_FORMAT,
+        help="format for log messages (Python logging), or json: one JSON object per line",
     )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", metavar="{ask}")
@@ -92,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ask":
         return run_ask(args)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format=args.log_format)
-    # websockets logs request headers (the key among them) at DEBUG: never let it.
-    logging.getLogger("websockets").setLevel(logging.INFO if args.debug else logging.WARNING)
+    logs.configure(args.debug, args.log_format)
     overrides: dict[str, dict[str, Any]] = {}
     server: dict[str, Any] = overrides.setdefault("server", {})
     if args.uri:
@@ -143,8 +144,15 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
                 "Using the built-in Realtime simulator at %s (canned answers)", simulator.url
             )
         assistant = Assistant(settings)
+        stack.push_async_callback(assistant.activity.close)
         assistant.start()
         stack.push_async_callback(assistant.close)
+        if settings.web.enabled:
+            from .web import WebServer  # aiohttp only when serving: `ask` starts faster
+
+            web = WebServer(settings.web, assistant.activity, UPSTREAM, settings.realtime.api_key)
+            if await web.start():
+                stack.push_async_callback(web.stop)
         hub = SatelliteHub(settings, assistant)
         hub.start()
         stack.push_async_callback(hub.stop)

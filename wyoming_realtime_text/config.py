@@ -108,6 +108,13 @@ class SatelliteSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 10311
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
@@ -118,6 +125,7 @@ class Settings:
     tts: TtsSettings = field(default_factory=TtsSettings)
     wake: WakeSettings = field(default_factory=WakeSettings)
     satellites: list[SatelliteSettings] = field(default_factory=list)
+    web: WebSettings = field(default_factory=WebSettings)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
     key_error_text: str = (
         "I can't use my assistant service: it refused this server's API key or account. "
@@ -333,7 +341,23 @@ def _check(settings: Settings) -> None:
     _positive("conversation.max_turns", conv.max_turns)
     _positive("conversation.idle_seconds", conv.idle_seconds)
     _positive("conversation.max_conversations", conv.max_conversations)
+    _check_web(settings.web, settings.server.uri)
     if not settings.fallback_text.strip():
         raise ConfigError("fallback_text must not be empty")
     if not settings.key_error_text.strip():
         raise ConfigError("key_error_text must not be empty")
+
+
+def _check_web(web: WebSettings, server_uri: str) -> None:
+    if not web.enabled:
+        return
+    if not 1 <= web.port <= 65535:
+        raise ConfigError(f"web.port must be between 1 and 65535, not {web.port}")
+    if not web.host.strip():
+        raise ConfigError("web.host must not be empty (0.0.0.0: every interface)")
+    uri = urlparse(server_uri)
+    if uri.scheme == "tcp" and uri.port == web.port:
+        raise ConfigError(
+            f"web.port must differ from the Wyoming port in server.uri ({web.port}); "
+            "or set web.enabled: false"
+        )

@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from .activity import Activity
 from .config import Settings
 from .realtime.dialect import turn_detection
 from .realtime.events import RealtimeError
@@ -57,6 +58,7 @@ class Conversation:
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _current: Turn | None = None
+    closed: bool = False  # evicted or swept: a request still queued for it opens nothing
 
     @property
     def current(self) -> Turn | None:
@@ -65,6 +67,8 @@ class Conversation:
     async def session_ready(self) -> RealtimeSession:
         """The open session; a lost or aging one is replaced and given the history again."""
         async with self._opening:
+            if self.closed:  # a session opened now would be closed by nobody
+                raise RealtimeError("closed", "the conversation has been closed")
             old = self.session
             if old is not None and old.is_open and not too_old(old):
                 return old
@@ -129,10 +133,13 @@ class Conversation:
                         await self.session.delete_item(item_id)
 
     async def close(self) -> None:
+        """For good: the turn in progress is cancelled, and no session is opened again."""
+        self.closed = True
         if self._current is not None and not self._current.finished:
             await self._current.cancel()
-        if self.session is not None:
-            await self.session.close()
+        async with self._opening:  # one being opened (a rotation) is closed too, once it is
+            if self.session is not None:
+                await self.session.close()
 
 
 @dataclass
@@ -147,6 +154,7 @@ class Assistant:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.activity = Activity(settings.web.enabled)  # where its clients report turns
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
         self._parked: dict[str, list[_Parked]] = {}
         self._unbound: set[Conversation] = set()  # spoken turns not yet parked or adopted

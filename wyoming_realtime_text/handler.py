@@ -55,6 +55,7 @@ class RealtimeTextHandler(GuardedHandler):
             label=self.client,
             conversation_id=f"wyoming-{uuid.uuid4().hex[:12]}",
         )
+        assistant.activity.connected(self.client)
 
     async def handle_event(self, event: Event) -> bool:
         if Describe.is_type(event.type):
@@ -83,6 +84,7 @@ class RealtimeTextHandler(GuardedHandler):
         return True
 
     async def disconnect(self) -> None:
+        self.assistant.activity.disconnected(self.client)
         await self.voice.close()
 
     def streaming(self) -> bool:
@@ -100,6 +102,7 @@ class RealtimeTextHandler(GuardedHandler):
         language = context.get("language") or request.language
         started = time.monotonic()
         turn = await self.assistant.answer(request.text, context.get("conversation_id"), language)
+        self.assistant.activity.track(self.client, turn)
         try:
             await send_answer(self.write_event, turn, request.context)
         except BaseException:

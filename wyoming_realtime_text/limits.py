@@ -109,6 +109,8 @@ class FrameGuard:
             return None  # the client left in the middle of an event
         if event is None and self._line:
             raise ClientFault(MALFORMED, "malformed-event")  # wyoming's None for bad JSON
+        if event is not None and not isinstance(event.data, dict):
+            raise ClientFault(MALFORMED, "malformed-event")  # "data": null, a list, a number
         return event
 
 

@@ -223,6 +223,7 @@ class VoicePipeline:
             respond=respond,
             vad=streamed,
         )
+        self.assistant.activity.track(self.label, turn)
         if streamed:
             self._owned = {t for t in self._owned if not t.finished} | {turn}
         self.spawn(self._after_audio(turn, request))
@@ -297,6 +298,7 @@ class VoicePipeline:
         task = asyncio.create_task(self._guarded(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: coro.close())  # cancelled before it ran: not a warning
 
     async def _guarded(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:

@@ -81,6 +81,7 @@ class SatelliteLink:
             await client.write_event(RunSatellite().event())
             await client.write_event(Describe().event())
             self.connected.set()
+            self.assistant.activity.connected(voice.label, satellite=True)
             _LOGGER.info("Satellite %s connected (%s)", self.name, self.satellite.uri)
             while (event := await self._read(client)) is not None:
                 await self._handle(event, voice, client)
@@ -89,6 +90,8 @@ class SatelliteLink:
             if self._reading is not None:
                 self._reading.cancel()
                 self._reading = None
+            if self.connected.is_set():
+                self.assistant.activity.disconnected(voice.label)
             self.connected.clear()
             await voice.close()  # cancels an unfinished turn upstream
             await client.disconnect()

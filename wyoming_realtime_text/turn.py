@@ -149,8 +149,13 @@ class Turn:
         return self._task is not None and self._task.done()
 
     async def wait(self) -> None:
+        """Until the turn has ended, however it ended; cancelling the waiter spares the turn.
+
+        Not `shield`: a turn cancelled by its client would cancel every waiter too (the next
+        request in its conversation, which then never answered its own client).
+        """
         if self._task is not None:
-            await asyncio.shield(self._task)
+            await asyncio.wait([self._task])
 
     async def cancel(self) -> None:
         """Abandon the turn (the client left): stop it and cancel its response upstream."""

@@ -32,6 +32,7 @@ from .events import (
     TextDone,
     UpstreamError,
 )
+from .health import UPSTREAM
 
 _LOGGER = logging.getLogger(__name__)
 _TYPE_HEAD = re.compile(r'"type"\s*:\s*"([^"]+)"')
@@ -78,6 +79,7 @@ class RealtimeSession:
         self.expired = False  # the API said `session_expired`; its close frame may lag
         self._abandoned: set[str] = set()  # cancelled responses whose events nobody reads
         self._ws: ClientConnection | None = None
+        self._lost_seen = False
 
     @property
     def is_open(self) -> bool:
@@ -85,6 +87,14 @@ class RealtimeSession:
 
     async def open(self) -> None:
         """Connect, configure text-only and wait for the server to confirm it."""
+        try:
+            await self._open()
+        except RealtimeError as err:
+            UPSTREAM.unreachable(err)
+            raise
+        UPSTREAM.opened(self)
+
+    async def _open(self) -> None:
         url = session_url(self.settings)
         headers = {**auth_headers(self.settings), **self.dialect.headers}
         opened = False
@@ -157,7 +167,7 @@ class RealtimeSession:
         try:
             await self._ws.send(message)
         except ConnectionClosed as err:
-            raise _closed_error(err) from None
+            raise self._lost(err) from None
 
     async def append_audio(self, pcm16: bytes) -> None:
         """Send pcm16 24 kHz mono audio of the user's speech."""
@@ -232,7 +242,7 @@ class RealtimeSession:
             try:
                 message = await self._ws.recv()
             except ConnectionClosed as err:
-                raise _closed_error(err) from None
+                raise self._lost(err) from None
             if isinstance(message, bytes):
                 continue
             head = _TYPE_HEAD.search(message, 0, 256)
@@ -246,6 +256,8 @@ class RealtimeSession:
                 _LOGGER.warning("Ignoring a message from the Realtime API that is not JSON")
                 continue
             event = parse(data) if isinstance(data, dict) else None
+            if isinstance(event, UpstreamError | ResponseDone):
+                UPSTREAM.heard(event)
             if isinstance(event, UpstreamError) and event.code == "session_expired":
                 self.expired = True
             if event is not None and not self._abandoned_event(event):
@@ -261,6 +273,14 @@ class RealtimeSession:
         if isinstance(event, ResponseDone):
             self._abandoned.discard(event.response_id)
         return True
+
+    def _lost(self, err: ConnectionClosed) -> RealtimeError:
+        """The connection ended: counted upstream once, unless we were closing it."""
+        error = _closed_error(err)
+        if self._ws is not None and not self._lost_seen:
+            self._lost_seen = True
+            UPSTREAM.lost(error.message)
+        return error
 
     async def close(self) -> None:
         ws, self._ws = self._ws, None

@@ -1,0 +1,570 @@
+"""The live page, /healthz, /metrics and JSON logs: the real server, against the simulator.
+
+The page itself is checked in a real headless browser (Playwright driving Debian's chromium):
+the answer must show up while it still streams, before the client has its handled-stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from harness import (
+    FALLBACK,
+    SECRET_KEY,
+    HomeAssistant,
+    ServerProcess,
+    free_port,
+    server_config,
+    start_server,
+    stop_server,
+    tone,
+)
+from playwright.async_api import Browser, Page, async_playwright
+from prometheus_client.parser import text_string_to_metric_families
+from wyoming.asr import Transcript
+from wyoming.client import AsyncTcpClient
+
+from wyoming_realtime_text.activity import Activity
+from wyoming_realtime_text.config import ConfigError, parse_settings
+from wyoming_realtime_text.realtime.events import RealtimeError
+from wyoming_realtime_text.realtime.health import UpstreamHealth
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
+from wyoming_realtime_text.simulator.satellite import SimulatedSatellite
+from wyoming_realtime_text.simulator.tts import SimulatedTts
+from wyoming_realtime_text.turn import Turn
+
+asyncio_test = pytest.mark.asyncio(loop_scope="module")
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+M = "wyoming_realtime_text_"
+FORUM_TRANSCRIPT = "こんばんは、だいぶ涼しくなってきたね"
+
+
+@dataclass
+class Observed:
+    """A server with its web endpoints on."""
+
+    server: ServerProcess
+    url: str  # http://127.0.0.1:PORT
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
+            return response.status, await response.text()
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        status, body = await self.get("/healthz")
+        return status, json.loads(body)
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample, by (name, sorted labels), parsed as Prometheus would."""
+        status, text = await self.get("/metrics")
+        assert status == 200
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+
+def web_config(sim: RealtimeSimulator, **extra: Any) -> dict[str, Any]:
+    """The tests' server config with the web endpoints on, at a free port on loopback."""
+    web = {"enabled": True, "host": "127.0.0.1", "port": free_port()}
+    return server_config(sim.url, "ga", web=web, **extra)
+
+
+async def start_observed(tmp: Path, config: dict[str, Any], *args: str) -> Observed:
+    server = await start_server(tmp, config, *args)
+    observed = Observed(server, f"http://127.0.0.1:{config['web']['port']}")
+    for _ in range(100):  # the web server starts before the Wyoming port listens: a formality
+        with contextlib.suppress(aiohttp.ClientError):
+            if (await observed.get("/healthz"))[0] in (200, 503):
+                return observed
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no web server:\n{server.log()}")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def observed(
+    sim: RealtimeSimulator, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Observed]:
+    """One server for the module, logging JSON lines."""
+    tmp = tmp_path_factory.mktemp("web")
+    server = await start_observed(tmp, web_config(sim), "--log-format", "json")
+    yield server
+    assert await stop_server(server.server) == 0, server.server.log()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
+    """Until `check` holds: a turn is counted a moment after its client has the answer."""
+    for _ in range(int(seconds / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples.get((M + name, tuple(sorted(labels.items()))), 0.0)
+
+
+def unique(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:6]}"
+
+
+# --- /metrics ------------------------------------------------------------------------------
+
+
+@asyncio_test
+async def test_metrics_count_a_turn_that_came_with_audio(
+    sim: RealtimeSimulator, observed: Observed
+) -> None:
+    """The forum replay: answered as audio although text-only, cut by the content filter."""
+    before = await observed.metrics()
+    sim.scenario = Scenario(mode="forum_replay")
+    ha = HomeAssistant(observed.server.uri)
+    transcript, _ = await ha.stt(tone(1.5), language="ja")
+    assert transcript.text == FORUM_TRANSCRIPT
+    await ha.converse(transcript.text, conversation_id=uuid.uuid4().hex)
+
+    async def counted() -> bool:
+        after = await observed.metrics()
+        return value(after, "turns_total", outcome="incomplete") > value(
+            before, "turns_total", outcome="incomplete"
+        )
+
+    await eventually(counted)
+    after = await observed.metrics()
+    dropped = value(after, "audio_deltas_dropped_total") - value(
+        before, "audio_deltas_dropped_total"
+    )
+    assert dropped == 23, "the forum log's 23 audio deltas"
+    assert value(after, "turns_total", outcome="completed") == value(
+        before, "turns_total", outcome="completed"
+    )
+    spoken = value(after, "first_text_seconds_count") - value(before, "first_text_seconds_count")
+    assert spoken == 1
+    assert value(after, "first_text_seconds_bucket", le="+Inf") >= 1
+    assert value(after, "upstream_healthy") == 1
+    assert value(after, "connections", kind="client") == 0, "both HA connections are closed"
+    # The page's model has the same turn: heard, answered, and its dropped audio.
+    _, body = await observed.get("/api/activity")
+    turn = [t for t in json.loads(body)["turns"] if t["transcript"] == FORUM_TRANSCRIPT][-1]
+    assert turn["status"] == "incomplete" and turn["reason"] == "content_filter"
+    assert turn["dropped"] == 23 and turn["answer"]
+
+
+@asyncio_test
+async def test_metrics_count_a_fallback_and_the_error_code(
+    sim: RealtimeSimulator, observed: Observed
+) -> None:
+    before = await observed.metrics()
+    sim.scenario = Scenario(error_code="server_error")
+    handled, _ = await HomeAssistant(observed.server.uri).converse(unique("fault"))
+    assert handled.text == FALLBACK
+
+    async def counted() -> bool:
+        after = await observed.metrics()
+        return value(after, "turns_total", outcome="fallback") > value(
+            before, "turns_total", outcome="fallback"
+        )
+
+    await eventually(counted)
+    after = await observed.metrics()
+    errors = value(after, "upstream_errors_total", code="server_error") - value(
+        before, "upstream_errors_total", code="server_error"
+    )
+    assert errors >= 1, "each server_error event counts (retries included)"
+    assert value(after, "upstream_healthy") == 0
+    assert value(after, "realtime_sessions") >= 0
+
+
+@asyncio_test
+async def test_connections_and_sessions_are_gauges(
+    sim: RealtimeSimulator, observed: Observed
+) -> None:
+    counting = "One, two, three, four, five, six, seven, eight, nine, ten, eleven, twelve."
+    sim.scenario = Scenario(reply=counting, delta_delay=0.2)  # about 1.5 s of streaming
+    ha = HomeAssistant(observed.server.uri)
+    answering = asyncio.create_task(ha.converse(unique("count me")))
+
+    async def busy() -> bool:
+        now = await observed.metrics()
+        return value(now, "connections", kind="client") == 1 and value(now, "realtime_sessions") > 0
+
+    await eventually(busy)
+    await answering
+
+    async def idle() -> bool:
+        return value(await observed.metrics(), "connections", kind="client") == 0
+
+    await eventually(idle)
+
+
+# --- /healthz ------------------------------------------------------------------------------
+
+
+@asyncio_test
+async def test_healthz_is_503_after_an_upstream_failure_and_200_after_a_success(
+    sim: RealtimeSimulator, observed: Observed
+) -> None:
+    ha = HomeAssistant(observed.server.uri)
+    sim.scenario = Scenario(reply="All good.")
+    assert (await ha.converse(unique("hello")))[0].text == "All good."
+    status, health = await observed.health()
+    assert status == 200 and health["healthy"] is True and health["last_ok"]
+
+    before = await observed.metrics()
+    sim.scenario = Scenario(reject_handshake=503)
+    assert (await ha.converse(unique("are you down")))[0].text == FALLBACK
+    await eventually(lambda: _status_is(observed, 503))
+    _, health = await observed.health()
+    assert health["healthy"] is False
+    assert health["last_error"]["code"] == "http_503"
+    assert "HTTP 503" in health["last_error"]["message"] and health["last_error"]["at"]
+    after = await observed.metrics()
+    assert value(after, "upstream_errors_total", code="http_503") > value(
+        before, "upstream_errors_total", code="http_503"
+    )
+
+    sim.scenario = Scenario(reply="Back again.")
+    assert (await ha.converse(unique("back")))[0].text == "Back again."
+    await eventually(lambda: _status_is(observed, 200))
+    _, health = await observed.health()
+    assert health["last_error"]["code"] == "http_503", "the last error is still told"
+
+
+async def _status_is(observed: Observed, status: int) -> bool:
+    return (await observed.health())[0] == status
+
+
+@asyncio_test
+async def test_nothing_served_holds_the_key(sim: RealtimeSimulator, observed: Observed) -> None:
+    sim.scenario = Scenario(reject_handshake=401)
+    handled, _ = await HomeAssistant(observed.server.uri).converse(unique("my key"))
+    assert "API key" in handled.text
+    await eventually(lambda: _status_is(observed, 503))
+    bodies = [(await observed.get(path))[1] for path in ("/", "/healthz", "/metrics")]
+    bodies.append((await observed.get("/api/activity"))[1])
+    async with aiohttp.ClientSession() as session, session.get(observed.url + "/events") as events:
+        bodies.append((await events.content.readuntil(b"\n\n")).decode())
+    assert "http_401" in bodies[1], "the failure itself is told"
+    assert "snapshot" in bodies[-1]
+    for body in bodies:
+        assert SECRET_KEY not in body and SECRET_KEY[-8:] not in body
+    sim.scenario = Scenario()
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+
+@asyncio_test
+async def test_json_logs_are_one_object_per_line_without_the_key(observed: Observed) -> None:
+    lines = observed.server.log().splitlines()
+    entries = [json.loads(line) for line in lines if line.strip()]  # every line parses
+    assert entries and all(set(e) >= {"time", "level", "logger", "message"} for e in entries)
+    assert all(e["time"].endswith("+00:00") for e in entries)
+    turns = [e for e in entries if "audio deltas dropped" in e["message"]]
+    assert any(FORUM_TRANSCRIPT in e["message"] for e in turns), "one line per turn, as before"
+    assert any("23 audio deltas dropped" in e["message"] for e in turns)
+    assert any(e["level"] == "WARNING" for e in entries), "the faults above were logged"
+    assert SECRET_KEY not in observed.server.log()
+
+
+def test_the_key_mask_applies_to_json_lines() -> None:
+    """The mask is on the handler, so it applies whatever the format: try to log the key."""
+    code = (
+        "import logging, sys\n"
+        "from wyoming_realtime_text import logs\n"
+        "from wyoming_realtime_text.__main__ import redact_secret\n"
+        "logs.configure(False, 'json')\n"
+        "redact_secret(sys.argv[1])\n"
+        "logging.getLogger('x').warning('key %s in an argument', sys.argv[1])\n"
+        "logging.getLogger('y').error('key ' + sys.argv[1] + ' in the message')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, SECRET_KEY], capture_output=True, text=True, timeout=30
+    )
+    entries = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [e["message"] for e in entries] == [
+        "key *** in an argument",
+        "key *** in the message",
+    ]
+    assert [e["logger"] for e in entries] == ["x", "y"]
+    assert SECRET_KEY not in done.stderr
+
+
+def test_healthz_masks_the_key_should_a_message_quote_it() -> None:
+    health = UpstreamHealth()
+    health.unreachable(
+        RealtimeError("connect_failed", f"cannot reach wss://x/?api-key={SECRET_KEY}")
+    )
+    report = health.report(SECRET_KEY)
+    assert report["healthy"] is False and report["last_error"]["code"] == "connect_failed"
+    assert report["last_error"]["message"] == "cannot reach wss://x/?api-key=***"
+    assert health.errors == {"connect_failed": 1}
+
+
+@asyncio_test
+async def test_the_history_is_bounded_per_client_and_overall() -> None:
+    settings = parse_settings({"realtime": {"api_key": "sk-test"}})
+    activity = Activity()
+
+    async def no_session() -> Any:
+        raise AssertionError("never started")
+
+    try:
+        for index in range(30):
+            turn = Turn(settings, no_session, respond=True, text=f"a{index}")
+            activity.track("10.0.0.1:1000", turn)
+        assert len(activity.snapshot()["turns"]) == 20, "20 per client"
+        dens = [f"satellite Den {n}" for n in range(5)]
+        for index in range(20):
+            for den in dens:
+                activity.track(den, Turn(settings, no_session, respond=True, text=f"{den} {index}"))
+        snapshot = activity.snapshot()
+        heard = [turn["transcript"] for turn in snapshot["turns"]]
+        assert len(heard) == 100, "100 in all: the oldest go first"
+        assert heard[0] == "satellite Den 0 0" and heard[-1] == "satellite Den 4 19"
+        names = [client["name"] for client in snapshot["clients"]]
+        assert names == dens, "a client with no turn and no connection left is dropped"
+    finally:
+        await activity.close()
+
+
+@asyncio_test
+async def test_a_hub_satellite_is_a_client_with_its_turns(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    """Hub mode: the satellite's link counts as a connection, its turns show under its name."""
+    heard = unique("kitchen asks")
+    sim.scenario = Scenario(transcript=heard, reply="The oven is off.")
+    async with (
+        SimulatedTts(streaming=True) as tts,
+        SimulatedSatellite(name="Kitchen", audio=tone(1.0)) as kitchen,
+    ):
+        config = web_config(sim, tts={"uri": tts.uri})
+        config["satellites"] = [{"uri": kitchen.uri, "name": "Kitchen"}]
+        hub = await start_observed(tmp_path, config)
+        try:
+            await kitchen.wait_connected(10)
+            await eventually(lambda: _gauge_is(hub, "satellite", 1))
+            await kitchen.trigger()
+            await kitchen.wait_played(15)
+
+            async def answered() -> bool:
+                turns = json.loads((await hub.get("/api/activity"))[1])["turns"]
+                return any(t["transcript"] == heard and t["status"] == "done" for t in turns)
+
+            await eventually(answered)
+            snapshot = json.loads((await hub.get("/api/activity"))[1])
+            (turn,) = [t for t in snapshot["turns"] if t["transcript"] == heard]
+            assert turn["client"] == "satellite Kitchen" and turn["answer"] == "The oven is off."
+            kitchen_client = {"name": "satellite Kitchen", "satellite": True, "connections": 1}
+            assert kitchen_client in snapshot["clients"]
+            await kitchen.stop()
+            await eventually(lambda: _gauge_is(hub, "satellite", 0))
+        finally:
+            assert await stop_server(hub.server) == 0, hub.server.log()
+
+
+async def _gauge_is(observed: Observed, kind: str, count: int) -> bool:
+    return value(await observed.metrics(), "connections", kind=kind) == count
+
+
+# --- config and start-up -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("web", "message"),
+    [
+        ({"port": 0}, "web.port must be between 1 and 65535"),
+        ({"port": 70000}, "web.port must be between 1 and 65535"),
+        ({"port": 10310}, "web.port must differ from the Wyoming port"),
+        ({"host": " "}, "web.host must not be empty"),
+        ({"enabled": "yes"}, "web.enabled must be true or false"),
+        ({"prot": 1}, "did you mean 'web.port'"),
+    ],
+)
+def test_web_settings_are_checked(web: dict[str, Any], message: str) -> None:
+    raw = {"realtime": {"api_key": "sk-test"}, "web": web}
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(raw)
+
+
+def test_a_disabled_page_needs_no_port() -> None:
+    raw = {"realtime": {"api_key": "sk-test"}, "web": {"enabled": False, "port": 0}}
+    assert parse_settings(raw).web.enabled is False
+
+
+@asyncio_test
+async def test_a_busy_web_port_leaves_the_assistant_running(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        web = {"enabled": True, "host": "127.0.0.1", "port": port}
+        server = await start_server(tmp_path, server_config(sim.url, "ga", web=web))
+        try:
+            sim.scenario = Scenario(reply="Still answering.")
+            handled, _ = await HomeAssistant(server.uri).converse(unique("page or not"))
+        finally:
+            assert await stop_server(server) == 0
+    assert handled.text == "Still answering."
+    assert "No live page: cannot listen on" in server.log()
+
+
+# --- the page, in a real browser ------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    assert HAVE_CHROMIUM, "install it: apt-get install -y chromium"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+TURN_JS = """said => {
+  const item = [...document.querySelectorAll("li.turn")]
+    .find(li => li.querySelector(".transcript").textContent === said);
+  return item ? {
+    status: item.dataset.status,
+    label: item.querySelector(".status").textContent,
+    answer: item.querySelector(".answer").textContent,
+    dropped: item.querySelector(".dropped").textContent,
+    client: item.closest("section").querySelector(".name").textContent,
+  } : null;
+}"""
+
+
+async def turn_on_page(page: Page, said: str) -> dict[str, str] | None:
+    return await page.evaluate(TURN_JS, said)
+
+
+async def until_on_page(page: Page, said: str, condition: str) -> None:
+    """Wait in the browser until the turn that heard `said` meets `condition` (JS on `t`)."""
+    await page.wait_for_function(
+        f"said => {{ const t = ({TURN_JS})(said); return t !== null && ({condition}); }}",
+        arg=said,
+        timeout=10_000,
+    )
+
+
+async def agent_request(uri: str, said: str, stopped: asyncio.Event) -> str:
+    """Home Assistant's agent call; `stopped` is set the moment handled-stop arrives."""
+    async with AsyncTcpClient.from_uri(uri) as client:
+        await client.write_event(Transcript(text=said).event())
+        handled = ""
+        while (event := await client.read_event()) is not None:
+            if event.type == "handled":
+                handled = event.data["text"]
+            if event.type == "handled-stop":
+                stopped.set()
+                return handled
+    raise AssertionError("the connection closed before handled-stop")
+
+
+@asyncio_test
+async def test_the_page_shows_the_answer_while_it_streams(
+    sim: RealtimeSimulator, browser: Browser, tmp_path: Path
+) -> None:
+    web = await start_observed(tmp_path, web_config(sim, realtime={"response_timeout": 15}))
+    page = await browser.new_page(viewport={"width": 420, "height": 860})
+    try:
+        await page.goto(web.url + "/")
+        await page.wait_for_selector("body[data-live='yes']", timeout=10_000)
+        ha = HomeAssistant(web.server.uri)
+        # Some history, as a screenshot would show it: done, cut short with audio, fallback.
+        said = "What's the weather like in Lisbon?"
+        sim.scenario = Scenario(transcript=said, reply="Sunny and 24 degrees, light wind.")
+        await ha.stt(tone(1.0))
+        await ha.converse(said)
+        await until_on_page(page, said, "t.status === 'done'")
+        cut = "Tell me a long story about the sea"
+        story = "Once upon a time a small boat set out from the harbour at dawn, to find whales."
+        sim.scenario = Scenario(mode="audio_despite_text", reply=story, cut_after=4)
+        await ha.converse(cut)
+        await until_on_page(page, cut, "t.status === 'incomplete'")
+        assert (await turn_on_page(page, cut))["dropped"] == "4 audio deltas dropped"
+        broken = "Turn off the porch light"
+        sim.scenario = Scenario(error_code="server_error")
+        await ha.converse(broken)
+        await until_on_page(page, broken, "t.status === 'fallback'")
+
+        # The answer streams slowly, after a pause (so the turn's first update has no text):
+        # the page must show it growing, twice, before the client has its handled-stop.
+        asked = "Which plants like shade?"
+        answer = (
+            "Ferns, hostas and foxgloves do well in shade, and so do wild garlic, hellebores "
+            "and lily of the valley."
+        )
+        sim.scenario = Scenario(reply=answer, first_token_delay=0.4, delta_delay=0.25)
+        stopped = asyncio.Event()
+        client = asyncio.create_task(agent_request(web.server.uri, asked, stopped))
+        seen = [""]
+        for _ in range(2):
+            await until_on_page(page, asked, f"t.answer.length > {len(seen[-1])}")
+            partial = await turn_on_page(page, asked)
+            assert not stopped.is_set(), "the page must show the answer before handled-stop"
+            assert partial["status"] == "streaming" and partial["label"] == "streaming"
+            assert answer.startswith(partial["answer"]) and partial["answer"] != answer
+            seen.append(partial["answer"])
+        await page.screenshot(path=tmp_path / "streaming.png")
+        if os.environ.get("UPDATE_SCREENSHOT"):
+            await page.screenshot(path=REPO / "docs" / "screenshot.png")
+        assert await client == answer
+        await until_on_page(page, asked, "t.status === 'done'")
+        done = await turn_on_page(page, asked)
+        assert done["answer"] == answer and done["label"] == "done"
+        assert done["client"] == "127.0.0.1", "HA's connections are one client, by address"
+        assert (await turn_on_page(page, broken))["answer"] == FALLBACK
+
+        # Transcripts are user content: shown as text, never run as markup.
+        markup = '<img src=x onerror="document.body.dataset.owned=1"><b>bold</b>'
+        sim.scenario = Scenario(reply="Noted.")
+        await ha.converse(markup)
+        await until_on_page(page, markup, "t.status === 'done'")
+        assert (await turn_on_page(page, markup))["answer"] == "Noted."
+        assert await page.evaluate("document.querySelectorAll('img, .transcript *').length") == 0
+        assert await page.evaluate("document.body.dataset.owned") is None
+
+        # An open page (an event stream that never ends by itself) does not hold up SIGTERM.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await stop_server(web.server) == 0, web.server.log()
+        assert loop.time() - started < 2.0, "0.3 s here; 4 s when the stream holds it up"
+        await page.wait_for_selector("body[data-live='no']", timeout=5_000)
+    finally:
+        await page.close()
+        if web.server.process.returncode is None:
+            await stop_server(web.server)

@@ -1,0 +1,42 @@
+"""Log output: Python's logging format, or (`--log-format json`) one JSON object per line.
+
+JSON lines are for log collectors (Loki, Elasticsearch, journald's JSON export): each record
+is `{"time", "level", "logger", "message"}`, plus `exception` when there is one. The message
+is rendered after the handler's filters have run, so the API key mask applies to both forms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+JSON = "json"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(debug: bool, log_format: str) -> None:
+    """Root logging for the server: `log_format` is a logging format string, or "json"."""
+    level = logging.DEBUG if debug else logging.INFO
+    if log_format == JSON:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=level, handlers=[handler])
+    else:
+        logging.basicConfig(level=level, format=log_format)
+    # websockets logs request headers (the key among them) at DEBUG: never let it.
+    logging.getLogger("websockets").setLevel(logging.INFO if debug else logging.WARNING)
