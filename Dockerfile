@@ -1,6 +1,6 @@
 # wyoming-realtime-text:
 #   docker build -t wyoming-realtime-text .
-#   docker run -d --name wyoming-realtime-text -e OPENAI_API_KEY=sk-... -p 10310:10310 wyoming-realtime-text
+#   docker run -d --name wyoming-realtime-text -e OPENAI_API_KEY=sk-... -p 10310:10310 -p 10311:10311 wyoming-realtime-text
 # With a config of your own (readable by uid 10310), add
 #   -v "$PWD/config.yaml:/config.yaml:ro" ... wyoming-realtime-text --uri tcp://0.0.0.0:10310 --config /config.yaml
 # compose.yaml runs it together with wyoming-piper.
@@ -23,7 +23,8 @@ COPY --from=build /opt/venv /opt/venv
 RUN useradd --system --no-create-home --uid 10310 wyoming
 
 USER wyoming
-EXPOSE 10310
+# 10311: the live page, /healthz and /metrics (web.port)
+EXPOSE 10310 10311
 # Healthy when the server answers a Wyoming describe with info (what Home Assistant asks first).
 HEALTHCHECK --start-period=20s --interval=30s --timeout=5s --retries=3 \
     CMD ["python3", "-m", "wyoming_realtime_text.healthcheck", "tcp://127.0.0.1:10310", "--timeout", "3"]

@@ -28,7 +28,7 @@ import yaml
 from harness import ServerProcess, free_port, start_server, stop_server
 
 from wyoming_realtime_text import addon
-from wyoming_realtime_text.config import ConfigError, RealtimeSettings, load_settings
+from wyoming_realtime_text.config import ConfigError, RealtimeSettings, Settings, load_settings
 from wyoming_realtime_text.simulator import RealtimeSimulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -176,7 +176,9 @@ def test_required_addon_fields(addon_config: dict[str, Any]) -> None:
     assert addon_config["slug"] == ADDON.name
     assert addon_config["init"] is False  # s6-overlay v3 is the init
     assert addon_config["discovery"] == ["wyoming"]
-    assert addon_config["ports"] == {f"{addon.ADDON_PORT}/tcp": addon.ADDON_PORT}
+    web = Settings().web.port  # the live page, at the server's default port
+    assert addon_config["ports"] == {f"{addon.ADDON_PORT}/tcp": addon.ADDON_PORT, f"{web}/tcp": web}
+    assert addon_config["webui"] == f"http://[HOST]:[PORT:{web}]/"
     assert addon_config["watchdog"] == f"tcp://[HOST]:[PORT:{addon.ADDON_PORT}]"
     assert set(addon_config["arch"]) <= {"amd64", "aarch64", "armv7", "armhf", "i386"}
     assert load_yaml(ADDON.parent / "repository.yaml")["name"]

@@ -44,8 +44,8 @@ async def refuses_connections(server: ServerProcess, seconds: float = 2.0) -> bo
     for _ in range(int(seconds / 0.02)):
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        except ConnectionRefusedError:
-            return True
+        except (ConnectionRefusedError, ConnectionResetError):
+            return True  # reset: it sat in the backlog when the listening socket closed
         writer.close()
         await asyncio.sleep(0.02)
     return False
