@@ -23,7 +23,6 @@ import tracemalloc
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
 
 import pytest
 from harness import HomeAssistant, free_port, server_config, tone
@@ -35,8 +34,7 @@ from wyoming.pipeline import PipelineStage, RunPipeline
 
 from wyoming_realtime_text.config import Settings, parse_settings
 from wyoming_realtime_text.conversations import Assistant, Conversation
-from wyoming_realtime_text.handler import RealtimeTextHandler
-from wyoming_realtime_text.info import build_info
+from wyoming_realtime_text.handler import RealtimeTextHandler, handler_factory
 from wyoming_realtime_text.limits import Connections
 from wyoming_realtime_text.pipeline import VoicePipeline
 from wyoming_realtime_text.realtime.session import RealtimeSession
@@ -80,14 +78,7 @@ async def serving(settings: Settings) -> AsyncIterator[Assistant]:
     assistant = Assistant(settings)
     assistant.start()
     connections = Connections(settings.server)
-    await connections.listen(
-        partial(
-            RealtimeTextHandler,
-            settings=settings,
-            info=build_info(settings).event(),
-            assistant=assistant,
-        )
-    )
+    await connections.listen(handler_factory(settings, assistant))
     try:
         yield assistant
     finally:

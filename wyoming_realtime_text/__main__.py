@@ -10,7 +10,6 @@ import logging
 import secrets
 import signal
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ from .ask import AskError, ask
 from .config import ConfigError, Settings, dump_settings, load_settings, redact_url
 from .conversations import Assistant
 from .discovery import DEFAULT_NAME, Announcer
-from .handler import RealtimeTextHandler
-from .info import build_info
+from .handler import handler_factory
 from .limits import Connections
 from .realtime.health import UPSTREAM
 from .satellites import SatelliteHub
@@ -157,14 +155,7 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         hub.start()
         stack.push_async_callback(hub.stop)
         connections = Connections(settings.server)
-        await connections.listen(
-            partial(
-                RealtimeTextHandler,
-                settings=settings,
-                info=build_info(settings).event(),
-                assistant=assistant,
-            )
-        )
+        await connections.listen(handler_factory(settings, assistant))
         _LOGGER.info(
             "Ready on %s: STT and conversation agent via %s (model %s, %s dialect)",
             settings.server.uri,

@@ -15,6 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Collection
+from functools import partial
 from typing import Any
 
 from wyoming.asr import Transcribe, Transcript
@@ -27,7 +28,8 @@ from wyoming.pipeline import RunPipeline
 
 from .config import Settings
 from .conversations import Assistant
-from .limits import GuardedHandler
+from .info import build_info
+from .limits import GuardedHandler, HandlerFactory
 from .pipeline import VoicePipeline, log_turn, send_answer
 
 _LOGGER = logging.getLogger(__name__)
@@ -140,3 +142,13 @@ def _strings(**fields: object) -> None:
             value.encode()  # UnicodeEncodeError, a ValueError
         elif value is not None:
             raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+
+
+def handler_factory(settings: Settings, assistant: Assistant) -> HandlerFactory:
+    """What the server runs for each connection (its info event built once)."""
+    return partial(
+        RealtimeTextHandler,
+        settings=settings,
+        info=build_info(settings).event(),
+        assistant=assistant,
+    )
