@@ -230,12 +230,14 @@ class Turn:
             if self.respond:
                 self._response_active = True
                 await session.create_response()
+            session.release()
             await asyncio.shield(reader)
         except RealtimeError:
             _stop(reader)
             await asyncio.wait([reader])  # one reader per WebSocket: gone before a retry's
             raise
         finally:
+            session.release()
             _stop(reader)
 
     def _use(self, session: RealtimeSession) -> RealtimeSession:
@@ -297,6 +299,8 @@ class Turn:
                 await session.append_audio(bytes(self._kept[start : start + RESEND_BYTES]))
         while not self._audio_taken:
             pcm = self._with_queued(await self._audio.get())
+            if self._audio_taken:
+                session.hold()  # the last audio, the commit and response.create: one segment
             if not pcm:
                 break
             if self.user_item_id is None:  # audio after the API's own commit is not the turn's

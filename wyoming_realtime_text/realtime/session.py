@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
+import socket
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
@@ -79,6 +81,7 @@ class RealtimeSession:
         self.expired = False  # the API said `session_expired`; its close frame may lag
         self._abandoned: set[str] = set()  # cancelled responses whose events nobody reads
         self._ws: ClientConnection | None = None
+        self._corked = False
         self._lost_seen = False
 
     @property
@@ -168,6 +171,27 @@ class RealtimeSession:
             await self._ws.send(message)
         except ConnectionClosed as err:
             raise self._lost(err) from None
+
+    def hold(self) -> None:
+        """Keep what is sent next in the kernel until `release()` (TCP_CORK).
+
+        The end of the user's audio, the commit and response.create then leave as one TCP
+        segment: the API reads them in one go instead of waking up for each.
+        """
+        self._cork(True)
+
+    def release(self) -> None:
+        """Send what `hold()` kept, now."""
+        self._cork(False)
+
+    def _cork(self, on: bool) -> None:
+        if self._corked is on or self._ws is None or not hasattr(socket, "TCP_CORK"):
+            return
+        sock = self._ws.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
+                self._corked = on
 
     async def append_audio(self, pcm16: bytes) -> None:
         """Send pcm16 24 kHz mono audio of the user's speech."""
