@@ -80,7 +80,7 @@ class Observed:
         status, body = await self.get("/healthz")
         return status, json.loads(body)
 
-    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async def metrics(self) -> Samples:
         """Every sample, by (name, sorted labels), parsed as Prometheus would."""
         status, text = await self.get("/metrics")
         assert status == 200
@@ -128,10 +128,26 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0)
     raise AssertionError(f"not within {seconds} s")
 
 
-def value(
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float:
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((M + name, tuple(sorted(labels.items()))), 0.0)
+
+
+def growth(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much a metric moved between two scrapes."""
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+async def after_outcome(observed: Observed, before: Samples, outcome: str) -> Samples:
+    """The first scrape counting one more turn that ended with `outcome` (counted when done)."""
+
+    async def counted() -> bool:
+        return growth(before, await observed.metrics(), "turns_total", outcome=outcome) > 0
+
+    await eventually(counted)
+    return await observed.metrics()
 
 
 def unique(text: str) -> str:
@@ -152,24 +168,11 @@ async def test_metrics_count_a_turn_that_came_with_audio(
     transcript, _ = await ha.stt(tone(1.5), language="ja")
     assert transcript.text == FORUM_TRANSCRIPT
     await ha.converse(transcript.text, conversation_id=uuid.uuid4().hex)
-
-    async def counted() -> bool:
-        after = await observed.metrics()
-        return value(after, "turns_total", outcome="incomplete") > value(
-            before, "turns_total", outcome="incomplete"
-        )
-
-    await eventually(counted)
-    after = await observed.metrics()
-    dropped = value(after, "audio_deltas_dropped_total") - value(
-        before, "audio_deltas_dropped_total"
-    )
+    after = await after_outcome(observed, before, "incomplete")
+    dropped = growth(before, after, "audio_deltas_dropped_total")
     assert dropped == 23, "the forum log's 23 audio deltas"
-    assert value(after, "turns_total", outcome="completed") == value(
-        before, "turns_total", outcome="completed"
-    )
-    spoken = value(after, "first_text_seconds_count") - value(before, "first_text_seconds_count")
-    assert spoken == 1
+    assert growth(before, after, "turns_total", outcome="completed") == 0
+    assert growth(before, after, "first_text_seconds_count") == 1
     assert value(after, "first_text_seconds_bucket", le="+Inf") >= 1
     assert value(after, "upstream_healthy") == 1
     assert value(after, "connections", kind="client") == 0, "both HA connections are closed"
@@ -188,18 +191,8 @@ async def test_metrics_count_a_fallback_and_the_error_code(
     sim.scenario = Scenario(error_code="server_error")
     handled, _ = await HomeAssistant(observed.server.uri).converse(unique("fault"))
     assert handled.text == FALLBACK
-
-    async def counted() -> bool:
-        after = await observed.metrics()
-        return value(after, "turns_total", outcome="fallback") > value(
-            before, "turns_total", outcome="fallback"
-        )
-
-    await eventually(counted)
-    after = await observed.metrics()
-    errors = value(after, "upstream_errors_total", code="server_error") - value(
-        before, "upstream_errors_total", code="server_error"
-    )
+    after = await after_outcome(observed, before, "fallback")
+    errors = growth(before, after, "upstream_errors_total", code="server_error")
     assert errors >= 1, "each server_error event counts (retries included)"
     assert value(after, "upstream_healthy") == 0
     assert value(after, "realtime_sessions") >= 0
@@ -249,9 +242,7 @@ async def test_healthz_is_503_after_an_upstream_failure_and_200_after_a_success(
     assert health["last_error"]["code"] == "http_503"
     assert "HTTP 503" in health["last_error"]["message"] and health["last_error"]["at"]
     after = await observed.metrics()
-    assert value(after, "upstream_errors_total", code="http_503") > value(
-        before, "upstream_errors_total", code="http_503"
-    )
+    assert growth(before, after, "upstream_errors_total", code="http_503") > 0
 
     sim.scenario = Scenario(reply="Back again.")
     assert (await ha.converse(unique("back")))[0].text == "Back again."
