@@ -173,21 +173,29 @@ async def pipeline_utterance(client: AsyncTcpClient, audio: bytes, pace: float =
     raise AssertionError("the connection closed before the answer")
 
 
+ADA_HISTORY = [("user", "Call me Ada."), ("assistant", "Hello Ada.")]
+
+
+async def introduce_ada(sim: RealtimeSimulator, client: AsyncTcpClient) -> None:
+    """The conversation's first spoken turn: the history a new session gets re-seeded with."""
+    sim.scenario = Scenario(transcript="Call me Ada.", reply="Hello Ada.")
+    assert await pipeline_utterance(client, tone(1.0)) == "Hello Ada."
+
+
 @in_module_loop
 async def test_spoken_follow_up_lost_before_text_commits_its_audio_after_the_history(
     sim: RealtimeSimulator, server: ServerProcess
 ) -> None:
     """The re-seeded history's items must not pass for the user's (their audio uncommitted)."""
-    sim.scenario = Scenario(transcript="Call me Ada.", reply="Hello Ada.")
     before = len(sim.connections)
     async with AsyncTcpClient.from_uri(server.uri) as client:
-        assert await pipeline_utterance(client, tone(1.0)) == "Hello Ada."
+        await introduce_ada(sim, client)
         sim.scenario = Scenario(
             transcript="Who am I?", reply="You are Ada.", disconnect_after=0, fail_first=1
         )
         assert await pipeline_utterance(client, tone(0.8, freq=330.0)) == "You are Ada."
     first, second = since(sim, before)
-    assert items(second) == [("user", "Call me Ada."), ("assistant", "Hello Ada.")]
+    assert items(second) == ADA_HISTORY
     assert second.commits == first.commits[1:], "the second utterance's audio, once"
     assert abs(len(second.commits[0]) - 0.8 * 48000) <= 96
 
@@ -197,16 +205,15 @@ async def test_spoken_turn_after_a_lost_session_commits_its_audio_after_the_hist
     sim: RealtimeSimulator, server: ServerProcess
 ) -> None:
     """Streamed while the new session confirms the re-seeded items: still committed."""
-    sim.scenario = Scenario(transcript="Call me Ada.", reply="Hello Ada.")
     before = len(sim.connections)
     async with AsyncTcpClient.from_uri(server.uri) as client:
-        assert await pipeline_utterance(client, tone(1.0)) == "Hello Ada."
+        await introduce_ada(sim, client)
         sim.scenario = Scenario(reply="Alpha beta gamma.", session_expired_after=1)
         assert await pipeline_utterance(client, tone(1.0)) == f"Alpha beta {FALLBACK}"
         sim.scenario = Scenario(transcript="Who am I?", reply=lambda text: f"Heard: {text}")
         assert await pipeline_utterance(client, tone(0.5), pace=0.05) == "Heard: Who am I?"
     _, second = since(sim, before)
-    assert items(second) == [("user", "Call me Ada."), ("assistant", "Hello Ada.")]
+    assert items(second) == ADA_HISTORY
     assert len(second.commits) == 1
 
 
