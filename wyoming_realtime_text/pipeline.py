@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from wyoming.asr import Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -28,7 +29,7 @@ from .config import Settings
 from .conversations import Assistant
 from .tts import TtsError, TtsRelay
 from .turn import Outcome, Turn
-from .vad import SpeechDetector
+from .vad import VAD_RATE, SpeechDetector
 from .wake import WakeError, WakeListener
 
 _LOGGER = logging.getLogger(__name__)
@@ -125,12 +126,12 @@ class VoicePipeline:
             return False
         pcm = self._converter.convert(chunk.audio, chunk.rate, chunk.width, chunk.channels)
         turn.feed_audio(pcm)
-        seconds = self._converter.input_seconds
-        silent = self._speech is not None and not self._speech.feed(pcm)
-        if silent and seconds >= self.settings.turn_detection.no_speech_seconds:
-            _LOGGER.info("%s: no speech in %.1fs; ending the turn here", self.label, seconds)
-            turn.end_audio("no-speech")
-        if seconds >= self.settings.audio.max_utterance_seconds:
+        if self._speech is not None:
+            if (chunk.rate, chunk.width, chunk.channels) == (VAD_RATE, 2, 1):
+                self._speech.feed(chunk.audio, VAD_RATE)  # as the detector wants it
+            else:
+                self._speech.feed(pcm, AudioConverter.OUT_RATE)
+        if self._converter.input_seconds >= self.settings.audio.max_utterance_seconds:
             _LOGGER.warning(
                 "%s: utterance reached audio.max_utterance_seconds (%ss); ending it there",
                 self.label,
@@ -195,9 +196,13 @@ class VoicePipeline:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        # The connection holds this pipeline and `write` holds the connection: break the
-        # cycle so both are freed now, not by the garbage collector's oldest generation.
+        # The connection holds this pipeline and `write` holds the connection (the detector
+        # holds a callback into it): break the cycles so all are freed now, not by the
+        # garbage collector's oldest generation.
         self.write = _discard
+        if self._speech is not None:
+            self._speech.stop()
+            self._speech = None
 
     # -- results --------------------------------------------------------------------------
 
@@ -211,22 +216,28 @@ class VoicePipeline:
         # HA's STT requests carry no conversation (their turns are parked for the agent)
         # and end with audio-stop; pipeline requests are streams the API's VAD may end.
         streamed = request is not None
-        if not streamed:
-            self._speech = None
-        elif self._speech is None:
-            self._speech = SpeechDetector()
-        else:
-            self._speech.reset()
         self.turn = turn = await self.assistant.start_audio_turn(
             self.language,
             self.conversation_id if streamed else None,
             respond=respond,
             vad=streamed,
         )
+        if not streamed:
+            self._speech = None
+        else:
+            self._speech = self._speech or SpeechDetector()
+            limit = self.settings.turn_detection.no_speech_seconds
+            self._speech.start(limit, partial(self._no_speech, turn, limit))
         self.assistant.activity.track(self.label, turn)
         if streamed:
             self._owned = {t for t in self._owned if not t.finished} | {turn}
         self.spawn(self._after_audio(turn, request))
+
+    def _no_speech(self, turn: Turn, seconds: float) -> None:
+        """The local detector heard nobody in the first `seconds`: nothing is asked."""
+        if turn.audio_ended_at is None:
+            _LOGGER.info("%s: no speech in %.1fs; ending the turn here", self.label, seconds)
+            turn.end_audio("no-speech")
 
     async def _after_audio(self, turn: Turn, request: RunPipeline | None) -> None:
         """Once the audio has ended (audio-stop, the API's VAD, no speech, the cap)."""
