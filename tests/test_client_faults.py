@@ -289,7 +289,7 @@ async def test_audio_that_stops_mid_utterance_is_dropped(
         stalled = loop.time() - stopped
     assert codes(events) == ["audio-stalled"] and len(events) == 1 and closed
     assert "audio.stall_seconds" in events[0].data["text"]
-    assert STALL - 0.05 <= stalled < STALL + 1.0
+    assert STALL - 0.05 <= stalled < STALL + 0.4, "the stall limit, not the (longer) idle one"
     assert await eventually(lambda: all(c.closed for c in sim.connections[before:]))
     sent = sent_by(sim, before)
     assert "input_audio_buffer.append" in sent
