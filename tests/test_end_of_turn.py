@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from harness import ServerProcess, server_config, start_server, stop_server
+from harness import ServerProcess, server_config, start_server, stop_server, tone
 from scripted_wake import ScriptedWake
 
 from wyoming_realtime_text.simulator import (
@@ -115,6 +115,35 @@ async def test_no_speech_ends_locally_without_a_commit(
     assert "input_audio_buffer.commit" not in sent and "response.create" not in sent
     assert not quiet.streaming, "the transcript told the satellite to stop streaming"
     assert "no speech in" in server.log()
+
+
+async def test_speech_the_api_hears_is_not_cut_off_by_the_local_guard(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    """The local guard is for a silent room. A hum the API's turn detection takes for
+    speech (and Silero does not) is the API's to judge: once it reports speech_started,
+    the local model is not consulted, and the turn ends by the API's VAD, not as no-speech."""
+    hummer = satellite("hummer", tone(2.0) + SILENCE)
+    await hummer.start()
+    sim.scenario = Scenario(transcript="Hmm.", reply="Did you say something?")
+    config = server_config(sim.url, "ga", turn_detection={"no_speech_seconds": 1.0})
+    config["satellites"] = [{"uri": hummer.uri, "name": "hummer"}]
+    before = len(sim.connections)
+    async with SimulatedTts() as tts:
+        config["tts"] = {"uri": tts.uri}
+        server = await start_server(tmp_path, config)
+        try:
+            await hummer.wait_connected(10)
+            await hummer.trigger()
+            await hummer.wait_played(20)
+        finally:
+            await stop_server(server)
+            await hummer.stop()
+    assert hummer.transcripts == ["Hmm."]
+    assert tts.synthesized == ["Did you say something?"]
+    (conn,) = [c for c in sim.connections[before:] if c.commits]
+    assert [kind for kind, _ in conn.vad_events][:2] == ["speech_started", "speech_stopped"]
+    assert "no speech in" not in server.log()
 
 
 async def test_server_vad_is_configurable(sim: RealtimeSimulator, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The local no-speech guard (vad.py) on its own: verdicts, the limit, and where it runs."""
+"""The local no-speech guard (vad.py) on its own: when it judges, its verdicts, where it runs."""
 
 from __future__ import annotations
 
@@ -36,13 +36,28 @@ class Verdicts:
         self.calls += 1
 
 
+class Recorded:
+    """Counts the model's calls on a detector, and the threads they ran on."""
+
+    def __init__(self, detector: SpeechDetector) -> None:
+        self.calls = 0
+        self.threads: set[str] = set()
+        self._judge = detector._vad.process_samples
+        detector._vad.process_samples = self  # type: ignore[method-assign]
+
+    def __call__(self, samples: list[float]) -> float:
+        self.calls += 1
+        self.threads.add(threading.current_thread().name)
+        return self._judge(samples)
+
+
 async def settle(detector: SpeechDetector) -> None:
-    """Until every window fed so far has been judged."""
+    """Until a verdict being worked out has landed."""
     for _ in range(2000):
-        if not detector.analysing:
+        if not detector.judging:
             return
         await asyncio.sleep(0.005)
-    raise AssertionError("the detector never caught up")
+    raise AssertionError("the detector never came to a verdict")
 
 
 async def feed(detector: SpeechDetector, pcm: bytes, rate: int = VAD_RATE) -> None:
@@ -52,57 +67,68 @@ async def feed(detector: SpeechDetector, pcm: bytes, rate: int = VAD_RATE) -> No
     await settle(detector)
 
 
-async def test_speech_is_heard_on_the_vad_thread_not_the_event_loop() -> None:
+async def test_speech_is_judged_once_the_limit_has_arrived_on_the_vad_thread() -> None:
     detector, verdicts = SpeechDetector(), Verdicts()
-    threads: set[str] = set()
-    judge = detector._vad.process_samples
-
-    def recorded(samples: list[float]) -> float:
-        threads.add(threading.current_thread().name)
-        return judge(samples)
-
-    detector._vad.process_samples = recorded  # type: ignore[method-assign]
+    model = Recorded(detector)
     detector.start(1.0, verdicts)
-    await feed(detector, kitchen())
-    assert detector.heard and verdicts.calls == 0
-    assert threads and threading.current_thread().name not in threads
-    assert all(name.startswith("vad") for name in threads)
+    await feed(detector, kitchen()[: VAD_RATE * 2 * 9 // 10])
+    assert model.calls == 0 and not detector.done, "under the limit: the model is not asked"
+    await feed(detector, kitchen()[VAD_RATE * 2 * 9 // 10 :])
+    assert detector.heard and detector.done and verdicts.calls == 0
+    assert 0 < model.calls < 31, "it stops at the first speech, within the first second"
+    assert threading.current_thread().name not in model.threads
+    assert all(name.startswith("vad") for name in model.threads)
 
 
-async def test_silence_ends_once_the_limit_has_been_judged() -> None:
+async def test_silence_up_to_the_limit_ends_the_utterance_once() -> None:
     detector, verdicts = SpeechDetector(), Verdicts()
     detector.start(1.0, verdicts)
     await feed(detector, silence(0.9))
-    assert verdicts.calls == 0 and not detector.heard, "0.9 s of silence is under the limit"
+    assert verdicts.calls == 0 and not detector.done
     await feed(detector, silence(2.0))
-    assert verdicts.calls == 1 and detector.gave_up and not detector.heard
+    assert verdicts.calls == 1 and detector.done and not detector.heard
 
 
 async def test_24khz_upstream_audio_is_judged_too() -> None:
     converter = AudioConverter()
     upstream = converter.convert(kitchen(), VAD_RATE, 2, 1) + converter.flush()
     detector, verdicts = SpeechDetector(), Verdicts()
-    detector.start(3.0, verdicts)
+    detector.start(1.0, verdicts)
     await feed(detector, upstream, AudioConverter.OUT_RATE)
     assert detector.heard and verdicts.calls == 0
-    quiet = SpeechDetector()
-    quiet.start(0.5, verdicts)
-    await feed(quiet, bytes(24000 * 2), AudioConverter.OUT_RATE)
-    assert verdicts.calls == 1 and not quiet.heard
+    detector.start(0.5, verdicts)
+    await feed(detector, bytes(24000 * 2), AudioConverter.OUT_RATE)
+    assert verdicts.calls == 1 and not detector.heard
 
 
-async def test_a_new_utterance_ignores_verdicts_on_the_last() -> None:
+async def test_a_new_utterance_ignores_the_verdict_on_the_last() -> None:
     detector, first, second = SpeechDetector(), Verdicts(), Verdicts()
     detector.start(0.2, first)
-    for start in range(0, len(silence(1.0)), CHUNK):  # a window in flight, the rest queued
+    for start in range(0, len(silence(1.0)), CHUNK):  # its verdict is on the way
         detector.feed(silence(1.0)[start : start + CHUNK], VAD_RATE)
-    detector.start(0.64, second)  # 20 windows
-    # 19 whole windows: one stale window counted against this utterance would end it.
-    await feed(detector, silence(0.62))
-    await asyncio.sleep(0.05)
-    assert first.calls == 0 and second.calls == 0 and not detector.gave_up
+    assert detector.judging
+    detector.start(0.64, second)
+    await feed(detector, silence(0.62))  # under this utterance's limit
+    await asyncio.sleep(0.1)  # the first utterance's verdict has landed by now
+    assert first.calls == 0 and second.calls == 0 and not detector.done
     await feed(detector, silence(0.1))
     assert second.calls == 1
+
+
+async def test_a_stopped_guard_never_ends_the_utterance() -> None:
+    detector, verdicts = SpeechDetector(), Verdicts()
+    model = Recorded(detector)
+    detector.start(0.5, verdicts)
+    await feed(detector, silence(0.3))
+    detector.stop()  # e.g. the API's turn detection heard speech
+    await feed(detector, silence(2.0))
+    assert verdicts.calls == 0 and model.calls == 0
+    detector.start(0.5, verdicts)
+    for start in range(0, len(silence(1.0)), CHUNK):
+        detector.feed(silence(1.0)[start : start + CHUNK], VAD_RATE)
+    detector.stop()  # while its verdict is worked out
+    await asyncio.sleep(0.2)
+    assert verdicts.calls == 0
 
 
 async def test_a_failing_model_never_ends_a_turn(caplog: pytest.LogCaptureFixture) -> None:

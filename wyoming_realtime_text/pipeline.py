@@ -126,11 +126,14 @@ class VoicePipeline:
             return False
         pcm = self._converter.convert(chunk.audio, chunk.rate, chunk.width, chunk.channels)
         turn.feed_audio(pcm)
-        if self._speech is not None:
-            if (chunk.rate, chunk.width, chunk.channels) == (VAD_RATE, 2, 1):
-                self._speech.feed(chunk.audio, VAD_RATE)  # as the detector wants it
+        speech = self._speech
+        if speech is not None and not speech.done:
+            if turn.speech_started_at is not None:
+                speech.stop()  # the API's own turn detection heard speech: no room is silent
+            elif (chunk.rate, chunk.width, chunk.channels) == (VAD_RATE, 2, 1):
+                speech.feed(chunk.audio, VAD_RATE)  # as the detector wants it
             else:
-                self._speech.feed(pcm, AudioConverter.OUT_RATE)
+                speech.feed(pcm, AudioConverter.OUT_RATE)
         if self._converter.input_seconds >= self.settings.audio.max_utterance_seconds:
             _LOGGER.warning(
                 "%s: utterance reached audio.max_utterance_seconds (%ss); ending it there",

@@ -35,6 +35,7 @@ from .realtime.events import (
     RealtimeEvent,
     ResponseCreated,
     ResponseDone,
+    SpeechStarted,
     SpeechStopped,
     TextDelta,
     TextDone,
@@ -89,6 +90,7 @@ class Turn:
         self.audio_ended_at: float | None = None
         self.audio_done = asyncio.Event()  # the user's audio ended, however it was decided
         self.ended_by: str | None = None  # audio-stop, cap, vad or no-speech
+        self.speech_started_at: float | None = None  # the API's turn detection heard speech
         self.speech_stopped_at: float | None = None
         self.first_text_at: float | None = None
         self.attempts = 0
@@ -352,6 +354,8 @@ class Turn:
         if isinstance(event, InputCommitted):
             self.user_item_id = event.item_id
             self.end_audio("vad")  # no-op when we committed; else the API's VAD decided
+        elif isinstance(event, SpeechStarted):
+            self.speech_started_at = self.speech_started_at or time.monotonic()
         elif isinstance(event, SpeechStopped):
             self.speech_stopped_at = time.monotonic()
         elif isinstance(event, ItemAdded):

