@@ -12,7 +12,7 @@ traffic (2025/26: part types, event order, error bodies, close codes).
 from __future__ import annotations
 
 import copy
-import secrets
+import random
 import string
 import time
 from typing import Any, Literal
@@ -37,9 +37,12 @@ DEFAULT_INSTRUCTIONS = (
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
+_ID_RANDOM = random.Random()  # ids need to be unique, not secret: 9x cheaper than secrets
+
+
 def new_id(prefix: str) -> str:
     """An id shaped like the real ones (``event_``, ``item_``, ``resp_``, ``sess_`` + 21)."""
-    return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
+    return prefix + "_" + "".join(_ID_RANDOM.choices(_ID_ALPHABET, k=21))
 
 
 # --- event names --------------------------------------------------------------------
