@@ -236,7 +236,7 @@ def load_rows(results: Sequence[LoadResult], floor: list[float]) -> list[Row]:
 
 
 async def section(workdir: Path, quick: bool, speeches: Sequence[Speech]) -> list[Row]:
-    plan = [(1, 2), (50, 1), (200, 1)] if quick else [(1, 40), (50, 3), (200, 2)]
+    plan = [(1, 2), (50, 1), (200, 1)] if quick else [(1, 40), (50, 3), (100, 2), (200, 2)]
     progress("1: loopback floor (round trips to an idle echo process)")
     floor = await loopback_floor(50 if quick else 500)
     results = []
