@@ -145,6 +145,33 @@ async def test_an_answer_longer_than_the_grace_is_cancelled_upstream(
     assert closed_cleanly(sim, before)
 
 
+async def test_a_second_signal_ends_the_grace_at_once(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    server = await serving(sim, tmp_path, grace=30)
+    sim.scenario = Scenario(silent=True)  # the answer would outlast any patience
+    before = len(sim.connections)
+    loop = asyncio.get_running_loop()
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        await client.write_event(Transcript(text=f"go on {uuid.uuid4().hex}").event())
+        for _ in range(100):
+            if "response.create" in sent_by(sim, before):
+                break
+            await asyncio.sleep(0.02)
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert server.process.returncode is None, "the first signal waits for the answer"
+        hurried = loop.time()
+        server.process.send_signal(signal.SIGINT)  # Ctrl+C after a stop that takes too long
+        events, closed = await read_until_closed(client.read_event, seconds=5)
+    assert await exit_code(server, 5) == 0, server.log()
+    assert loop.time() - hurried < 2.0
+    assert closed and "handled" not in [e.type for e in events]
+    assert "response.cancel" in sent_by(sim, before)
+    assert closed_cleanly(sim, before)
+    assert "Second signal" in server.log()
+
+
 async def test_idle_clients_do_not_hold_the_shutdown_up(
     sim: RealtimeSimulator, tmp_path: Path
 ) -> None:

@@ -169,6 +169,8 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
             stack.push_async_callback(announcer.stop)
         await stop.wait()
         _LOGGER.info("Stopping")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, connections.hurry)
         await connections.shutdown(settings.server.shutdown_grace)
 
 

@@ -284,6 +284,7 @@ class Connections:
         self.settings = settings
         self._live: dict[GuardedHandler, asyncio.Task[Any]] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._hurry = asyncio.Event()
 
     async def listen(self, factory: HandlerFactory) -> None:
         """Accept clients at server.uri (tcp:// or unix://).
@@ -333,12 +334,18 @@ class Connections:
         if uri.scheme == "unix":
             Path(uri.path).unlink(missing_ok=True)
 
+    def hurry(self) -> None:
+        """End the shutdown's grace now (a second SIGTERM/SIGINT: the user will not wait)."""
+        if not self._hurry.is_set():
+            _LOGGER.info("Second signal: closing the remaining clients now")
+            self._hurry.set()
+
     async def shutdown(self, grace: float) -> None:
         """Stop accepting; let work in progress finish for up to `grace` s; close everything.
 
         A connection is closed as soon as nothing is in progress for it, so idle clients
-        never hold the shutdown up; those still busy at the deadline are closed then, which
-        cancels their turns upstream.
+        never hold the shutdown up; those still busy at the deadline (or at `hurry()`) are
+        closed then, which cancels their turns upstream.
         """
         if self._server is not None:
             self._server.close()
@@ -347,12 +354,14 @@ class Connections:
         deadline = loop.time() + grace
         if busy := sum(not handler.quiet() for handler in self._live):
             _LOGGER.info("Letting %d client(s) finish, for up to %g s", busy, grace)
-        while self._live and (remaining := deadline - loop.time()) > 0:
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        while self._live and not hurried.done() and (remaining := deadline - loop.time()) > 0:
             for handler in [h for h in self._live if h.quiet()]:
                 await handler.stop()
             work = [task for handler in self._live for task in handler.pending()]
-            waits = {*self._live.values(), *_unfinished(work)}
+            waits = {hurried, *self._live.values(), *_unfinished(work)}
             await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
         if self._live:
             _LOGGER.warning("Closing %d client(s) still busy after %g s", len(self._live), grace)
         for handler in list(self._live):
