@@ -27,7 +27,7 @@ from harness import (
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
-from wyoming.event import Event, async_read_event
+from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.pipeline import PipelineStage, RunPipeline
 
@@ -272,6 +272,40 @@ async def test_time_spent_answering_is_not_idleness(
     assert [e.data["text"] for e in events if e.type == "handled"] == [ANSWER]
     assert answered - started > IDLE * 1.3, "the answer took longer than the idle timeout"
     assert after == [] and closed and IDLE - 0.05 <= idle < IDLE + 1.0
+
+
+async def read_or_cut(reader: asyncio.StreamReader) -> Event | None:
+    """The next event; None at the end of the stream, also in the middle of an event."""
+    try:
+        return await async_read_event(reader)
+    except asyncio.IncompleteReadError:
+        return None
+
+
+async def test_a_client_that_never_reads_is_dropped(
+    server: ServerProcess, sim: RealtimeSimulator
+) -> None:
+    """Our writes back up (a long answer, a tiny receive window): after the idle timeout
+    without reading, the connection is dropped, not held (and its task with it) forever."""
+    word = "x" * 50_000
+    # ~16 MB of events to read: more than loopback's send buffer (up to 4 MB) takes.
+    sim.scenario = Scenario(reply=" ".join([word] * 160))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=2**21)
+    try:
+        request = Transcript(text=f"read me a novel {uuid.uuid4().hex}").event()
+        await async_write_event(request, writer)
+        await asyncio.sleep(IDLE + 2.0)  # not reading: the server's buffer fills, then waits
+        events, closed = await read_until_closed(partial(read_or_cut, reader), seconds=5)
+    finally:
+        writer.close()
+    assert closed, "the connection was dropped"
+    assert "handled-stop" not in [e.type for e in events], "the answer was cut off"
+    assert "read nothing of our last" in server.log()
+    await assert_others_are_served(server, sim)
 
 
 async def test_audio_that_stops_mid_utterance_is_dropped(

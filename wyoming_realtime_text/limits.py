@@ -3,8 +3,9 @@
 Every Wyoming connection passes through here: at most `server.max_connections` at once;
 each event parsed by the `wyoming` package itself, from a stream whose sizes are bounded by
 `server.max_frame_bytes`; a connection closed when it stalls mid-utterance
-(`audio.stall_seconds`) or sends nothing while nothing is in progress for it
-(`server.idle_timeout`); and on shutdown, answers in progress get `server.shutdown_grace`
+(`audio.stall_seconds`), sends nothing while nothing is in progress for it, or reads
+nothing of what it is sent (`server.idle_timeout`, both); and on shutdown, answers in
+progress get `server.shutdown_grace`
 seconds before every connection is closed. A client that breaks a rule gets one Wyoming
 `error` event saying which, and is closed; nobody else notices.
 """
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -115,6 +116,47 @@ class FrameGuard:
         return event
 
 
+class WriteGuard:
+    """The connection's writer as wyoming's `async_write_event` sees it, with waits bounded.
+
+    wyoming frames and writes; this only bounds `drain()`, which waits while the client is
+    not reading and our buffer is full: after `seconds` of that the connection is dropped
+    (and a ConnectionError raised), so a client that never reads cannot hold a task, an
+    answer and a socket forever. The bound is armed only when the buffer is over its high
+    mark, i.e. only when drain() would wait at all.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, seconds: float, client: str) -> None:
+        self._writer = writer
+        self.seconds = seconds
+        self.client = client
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    def writelines(self, data: Iterable[bytes]) -> None:
+        self._writer.writelines(data)
+
+    async def drain(self) -> None:
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
+            await self._writer.drain()  # not paused: returns without waiting
+            return
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self._writer.drain()
+        except TimeoutError:
+            _LOGGER.info(
+                "%s: read nothing of our last %d bytes for %g s (server.idle_timeout); "
+                "closing the connection",
+                self.client,
+                transport.get_write_buffer_size(),
+                self.seconds,
+            )
+            transport.abort()
+            raise ConnectionResetError("the client stopped reading") from None
+
+
 class GuardedHandler(AsyncEventHandler):
     """wyoming's read loop with the limits applied; subclasses route the events.
 
@@ -130,8 +172,13 @@ class GuardedHandler(AsyncEventHandler):
         super().__init__(reader, writer)
         self.client = peer(writer)
         self.guard = FrameGuard(reader, settings.server.max_frame_bytes)
+        self._out = WriteGuard(writer, settings.server.idle_timeout, self.client)
         self.idle_timeout = settings.server.idle_timeout
         self.stall_seconds = settings.audio.stall_seconds
+
+    async def write_event(self, event: Event) -> None:
+        """Send `event`; a client that reads nothing for server.idle_timeout is dropped."""
+        await async_write_event(event, cast(asyncio.StreamWriter, self._out))
 
     def streaming(self) -> bool:
         """Mid-utterance: the client owes more audio, so its silence is a stall."""
