@@ -350,6 +350,26 @@ async def test_leaving_mid_utterance_drops_the_audio_upstream(
     await assert_others_are_served(server, sim)
 
 
+async def test_stt_client_leaving_before_its_transcript_cancels_the_answer(
+    server: ServerProcess, sim: RealtimeSimulator
+) -> None:
+    """HA's STT request starts the answer at audio-stop (one round trip) and parks it for
+    the agent request. If the STT client leaves before its transcript, no agent request can
+    come: the answer is cancelled upstream now, not left running until claim_seconds."""
+    sim.scenario = Scenario(
+        transcript=f"never read {uuid.uuid4().hex}", transcription_delay=5.0, silent=True
+    )
+    before = len(sim.connections)
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        await stream_audio(client, 0.5)
+        await client.write_event(AudioStop().event())
+        assert await eventually(lambda: "response.create" in sent_by(sim, before))
+    assert await eventually(lambda: "response.cancel" in sent_by(sim, before), 2.0)
+    await assert_others_are_served(server, sim)
+
+
 async def read_until_answer_streams(client: AsyncTcpClient) -> None:
     async with asyncio.timeout(5):
         while (event := await client.read_event()) is not None:

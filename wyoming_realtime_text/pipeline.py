@@ -65,8 +65,8 @@ class VoicePipeline:
         self._refused = False  # the last run-pipeline was refused: ignore its audio
         self._wake: WakeListener | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # Turns only this client waits for (pipeline requests, not HA's parked STT turns):
-        # cancelled upstream if it leaves.
+        # Turns only this client waits for (pipeline requests; HA's STT turns until their
+        # transcript is out, when they are parked for the agent): cancelled if it leaves.
         self._owned: set[Turn] = set()
 
     # -- requests -------------------------------------------------------------------------
@@ -190,9 +190,6 @@ class VoicePipeline:
     async def close(self) -> None:
         """The client left: stop writing to it, and drop work only it was waiting for."""
         await self._stop_wake()
-        turn = self.turn
-        if turn is not None and turn.audio_ended_at is None:
-            self._owned.add(turn)  # mid-utterance: nobody else will ever claim it
         for owned in list(self._owned):
             if not owned.finished:
                 await owned.cancel()
@@ -232,8 +229,10 @@ class VoicePipeline:
             limit = self.settings.turn_detection.no_speech_seconds
             self._speech.start(limit, partial(self._no_speech, turn, limit))
         self.assistant.activity.track(self.label, turn)
-        if streamed:
-            self._owned = {t for t in self._owned if not t.finished} | {turn}
+        # Owned by this client until someone else may want it: a stream's answer comes back
+        # on this connection; an STT turn's answer is HA's agent request's once the
+        # transcript is out (before that, HA has nothing to ask it with).
+        self._owned = {t for t in self._owned if not t.finished} | {turn}
         self.spawn(self._after_audio(turn, request))
 
     def _no_speech(self, turn: Turn, seconds: float) -> None:
@@ -248,17 +247,20 @@ class VoicePipeline:
         if self._waits_for_wake() and request is self.request and request.restart_on_end:
             self.turn = None  # a streaming satellite: listen for the wake word again
         if request is None:
-            await self._send_transcript(turn)
+            await self._send_transcript(turn, hand_over=True)
         else:
             await self._respond(turn, request)
 
-    async def _send_transcript(self, turn: Turn) -> str:
+    async def _send_transcript(self, turn: Turn, *, hand_over: bool = False) -> str:
+        """The user's words to the client; `hand_over`: then the turn is no longer its own."""
         if not self.satellite:
             await self.write(TranscriptStart(language=self.language).event())
             async for part in turn.transcript.follow():
                 await self.write(TranscriptChunk(text=part).event())
         text = await turn.transcript.wait()
         await self.write(Transcript(text=text, language=self.language).event())
+        if hand_over:
+            self._owned.discard(turn)  # HA's agent request may claim its answer now
         if not self.satellite:
             await self.write(TranscriptStop().event())
         return text
