@@ -219,6 +219,23 @@ async def test_a_request_queued_behind_an_abandoned_turn_is_still_answered(
         await assistant.close()
 
 
+async def test_an_evicted_conversations_answer_ends_with_the_fallback(
+    sim: RealtimeSimulator,
+) -> None:
+    """More conversations than max_conversations: the least recently used one is closed even
+    mid-answer; whoever follows that answer hears the fallback, not silence."""
+    sim.scenario = Scenario(silent=True)
+    assistant = Assistant(settings_for(sim, max_conversations=1))
+    try:
+        first = await assistant.answer("First.", "a", "en")
+        await assistant.answer("Elsewhere.", "b", "en")  # evicts "a"
+        await asyncio.wait_for(first.wait(), 5)
+        assert first.answer.done and first.answer.text == "Fallback."
+        assert (first.outcome, first.reason) == (Outcome.FALLBACK, "conversation_closed")
+    finally:
+        await assistant.close()
+
+
 async def test_a_conversation_closed_under_a_queued_request_opens_no_session(
     sim: RealtimeSimulator,
 ) -> None:

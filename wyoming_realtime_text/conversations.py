@@ -132,11 +132,15 @@ class Conversation:
                     with contextlib.suppress(RealtimeError):
                         await self.session.delete_item(item_id)
 
-    async def close(self) -> None:
-        """For good: the turn in progress is cancelled, and no session is opened again."""
+    async def close(self, *, in_use: bool = False) -> None:
+        """For good: the turn in progress is cancelled, and no session is opened again.
+
+        `in_use`: a client may be following that turn's answer (the conversation is evicted,
+        not abandoned), so it gets the fallback text instead of an empty answer.
+        """
         self.closed = True
         if self._current is not None and not self._current.finished:
-            await self._current.cancel()
+            await self._current.cancel(fallback=in_use)
         async with self._opening:  # one being opened (a rotation) is closed too, once it is
             if self.session is not None:
                 await self.session.close()
@@ -258,7 +262,7 @@ class Assistant:
         self.conversations.move_to_end(conversation_id)
         while len(self.conversations) > self.settings.conversation.max_conversations:
             _, oldest = self.conversations.popitem(last=False)
-            self._spawn(oldest.close())
+            self._spawn(oldest.close(in_use=True))
 
     async def _park(self, turn: Turn, conversation: Conversation) -> None:
         transcript = await turn.transcript.wait()
@@ -321,11 +325,12 @@ class Assistant:
             else:
                 del self._parked[key]
         idle = self.settings.conversation.idle_seconds
-        for cid in [c for c, conv in self.conversations.items() if now - conv.last_used > idle]:
-            stale.append(self.conversations.pop(cid))
+        ids = [c for c, conv in self.conversations.items() if now - conv.last_used > idle]
+        unused = [self.conversations.pop(cid) for cid in ids]
         for conversation in self.conversations.values():
             if conversation.rotate_soon(now):
                 self._spawn(conversation.session_ready())  # at an idle moment, not mid-turn
-        if stale:
-            _LOGGER.debug("Closing %d idle or unclaimed conversation(s)", len(stale))
-        await asyncio.gather(*(c.close() for c in stale), return_exceptions=True)
+        if stale or unused:
+            _LOGGER.debug("Closing %d idle or unclaimed conversation(s)", len(stale + unused))
+        closing = [c.close() for c in stale] + [c.close(in_use=True) for c in unused]
+        await asyncio.gather(*closing, return_exceptions=True)

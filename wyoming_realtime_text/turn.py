@@ -109,6 +109,7 @@ class Turn:
         self._response_active = False
         self._response_id: str | None = None  # of the response.created we last saw
         self._task: asyncio.Task[None] | None = None
+        self._cancelled_as = (Outcome.CANCELLED, "cancelled")
         if text is not None:
             self.transcript.finish(text)
 
@@ -159,13 +160,19 @@ class Turn:
         if self._task is not None:
             await asyncio.wait([self._task])
 
-    async def cancel(self) -> None:
-        """Abandon the turn (the client left): stop it and cancel its response upstream."""
+    async def cancel(self, *, fallback: bool = False) -> None:
+        """Abandon the turn: stop it and cancel its response upstream.
+
+        `fallback`: a client may still be following the answer (its conversation is being
+        closed under it), so the answer ends with the fallback text rather than nothing.
+        """
+        if fallback:
+            self._cancelled_as = (Outcome.FALLBACK, "conversation_closed")
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._end(Outcome.CANCELLED, "cancelled")
+        self._end(*self._cancelled_as)
 
     # -- running --------------------------------------------------------------------------
 
@@ -188,7 +195,7 @@ class Turn:
             self._end(Outcome.FALLBACK, err.code)
         except asyncio.CancelledError:
             await self._cancel_upstream()
-            self._end(Outcome.CANCELLED, "cancelled")
+            self._end(*self._cancelled_as)
             raise
         finally:
             self._deadline = None
