@@ -10,6 +10,7 @@ unit-tested at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from pathlib import Path
@@ -384,6 +385,68 @@ async def test_max_retries_zero_never_retries(
         assert creates_per_connection(since(sim, before)) == [1, 1]
     finally:
         await stop_server(strict)
+
+
+class FlakyFront:
+    """A TCP front for the simulator that cuts the first `cuts` connections at once (a
+    network hiccup, a restarting proxy) and pipes the others through."""
+
+    def __init__(self, target_port: int, cuts: int) -> None:
+        self.target_port = target_port
+        self.cuts = cuts
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> int:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        if self.accepted <= self.cuts:
+            writer.transport.abort()  # a reset before the upgrade
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+
+@in_module_loop
+async def test_a_connection_cut_before_the_upgrade_is_retried(
+    sim: RealtimeSimulator, dialect: str, tmp_path: Path
+) -> None:
+    """connect_failed (reset, refused) is retried with backoff; the user gets the answer."""
+    sim_port = int(sim.url.split(":")[2].split("/")[0])
+    async with FlakyFront(sim_port, cuts=1) as port:
+        url = sim.url.replace(f":{sim_port}/", f":{port}/")
+        config = server_config(url, dialect, realtime={"warm_sessions": 0})
+        flaky = await start_server(tmp_path, config)
+        try:
+            sim.scenario = Scenario(reply=ANSWER)
+            assert await typed(HomeAssistant(flaky.uri), "are you there?") == ANSWER
+        finally:
+            await stop_server(flaky)
+    log = flaky.log()
+    assert "Realtime API error connect_failed" in log and "(attempt 1); retrying in" in log
+    assert SECRET_KEY not in log
 
 
 # -- the policy, in-process ---------------------------------------------------------------

@@ -4,10 +4,14 @@ The user is waiting for the answer, so a retry must be likely to help and must f
 turn's time (`realtime.response_timeout` from the end of speech):
 
 - a lost connection or an expired session: once, at once, in a new session;
-- a rate limit or a server error (5xx): after `realtime.retry_backoff` seconds, doubling
-  each time, with jitter so that clients hit by the same limit do not return in step;
+- a rate limit, a server error (5xx) or a connection refused or cut before the session
+  opened (`connect_failed`: a network hiccup, a restarting proxy): after
+  `realtime.retry_backoff` seconds, doubling each time, with jitter so that clients hit by
+  the same limit do not return in step;
 - a refused key or account (`invalid_api_key`, `insufficient_quota`, `account_deactivated`,
-  HTTP 401/403), or anything else: never; the same request would fail the same way.
+  HTTP 401/403), or anything else: never; the same request would fail the same way. Nor a
+  connection that timed out (`connect_timeout`): it has spent `realtime.connect_timeout`
+  of the user's patience already.
 
 Every retry counts against `realtime.max_retries`. Whether any answer text already reached
 the user (then nothing is retried) is the turn's business, not this module's.
@@ -21,8 +25,9 @@ import random
 from collections.abc import Callable
 
 RECONNECT_CODES = frozenset({"closed", "session_expired"})
-# Rate limits and server errors, as error events, failed responses or upgrade refusals.
-BACKOFF_CODES = frozenset({"rate_limit_exceeded", "server_error"}) | {
+# Rate limits and server errors (as error events, failed responses or upgrade refusals),
+# and connections refused or cut before the upgrade.
+BACKOFF_CODES = frozenset({"rate_limit_exceeded", "server_error", "connect_failed"}) | {
     f"http_{status}" for status in (429, 500, 502, 503, 504)
 }
 JITTER = 0.25  # each wait is its nominal length ± 25%
