@@ -11,6 +11,7 @@ import asyncio
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -38,6 +39,28 @@ def speech(name: str) -> bytes:
 
 def satellite(name: str, audio: bytes) -> SimulatedSatellite:
     return SimulatedSatellite(name=name, audio=audio, send_audio_stop=False, realtime=True)
+
+
+async def one_turn(
+    talker: SimulatedSatellite, config: dict[str, Any], tmp_path: Path
+) -> tuple[ServerProcess, list[str]]:
+    """A server with `talker` as its one satellite and a TTS; one triggered turn, played.
+
+    Returns the (stopped) server, for its log, and what the TTS was asked to say.
+    """
+    await talker.start()
+    config["satellites"] = [{"uri": talker.uri, "name": talker.name}]
+    async with SimulatedTts() as tts:
+        config["tts"] = {"uri": tts.uri}
+        server = await start_server(tmp_path, config)
+        try:
+            await talker.wait_connected(10)
+            await talker.trigger()
+            await talker.wait_played(20)
+        finally:
+            await stop_server(server)
+            await talker.stop()
+    return server, tts.synthesized
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -124,23 +147,12 @@ async def test_speech_the_api_hears_is_not_cut_off_by_the_local_guard(
     speech (and Silero does not) is the API's to judge: once it reports speech_started,
     the local model is not consulted, and the turn ends by the API's VAD, not as no-speech."""
     hummer = satellite("hummer", tone(2.0) + SILENCE)
-    await hummer.start()
     sim.scenario = Scenario(transcript="Hmm.", reply="Did you say something?")
     config = server_config(sim.url, "ga", turn_detection={"no_speech_seconds": 1.0})
-    config["satellites"] = [{"uri": hummer.uri, "name": "hummer"}]
     before = len(sim.connections)
-    async with SimulatedTts() as tts:
-        config["tts"] = {"uri": tts.uri}
-        server = await start_server(tmp_path, config)
-        try:
-            await hummer.wait_connected(10)
-            await hummer.trigger()
-            await hummer.wait_played(20)
-        finally:
-            await stop_server(server)
-            await hummer.stop()
+    server, synthesized = await one_turn(hummer, config, tmp_path)
     assert hummer.transcripts == ["Hmm."]
-    assert tts.synthesized == ["Did you say something?"]
+    assert synthesized == ["Did you say something?"]
     (conn,) = [c for c in sim.connections[before:] if c.commits]
     assert [kind for kind, _ in conn.vad_events][:2] == ["speech_started", "speech_stopped"]
     assert "no speech in" not in server.log()
@@ -148,23 +160,12 @@ async def test_speech_the_api_hears_is_not_cut_off_by_the_local_guard(
 
 async def test_server_vad_is_configurable(sim: RealtimeSimulator, tmp_path: Path) -> None:
     talker = satellite("svad", speech("bedroom") + SILENCE)
-    await talker.start()
     sim.scenario = Scenario(transcript="Lights off.", reply="Done.")
     config = server_config(
         sim.url, "beta", turn_detection={"type": "server_vad", "silence_ms": 700}
     )
-    config["satellites"] = [{"uri": talker.uri, "name": "svad"}]
     before = len(sim.connections)
-    async with SimulatedTts() as tts:
-        config["tts"] = {"uri": tts.uri}
-        server = await start_server(tmp_path, config)
-        try:
-            await talker.wait_connected(10)
-            await talker.trigger()
-            await talker.wait_played(20)
-        finally:
-            await stop_server(server)
-            await talker.stop()
+    await one_turn(talker, config, tmp_path)
     assert talker.transcripts == ["Lights off."]
     conn = next(c for c in sim.connections[before:] if c.commits)
     update = next(e for e in conn.received if e["type"] == "session.update")

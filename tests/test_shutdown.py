@@ -69,6 +69,16 @@ def sent_by(sim: RealtimeSimulator, before: int) -> list[str]:
     return [e["type"] for c in sim.connections[before:] for e in c.received]
 
 
+async def ask_until_answering(client: AsyncTcpClient, sim: RealtimeSimulator, before: int) -> None:
+    """A typed request, once its response.create has reached the simulator."""
+    await client.write_event(Transcript(text=f"take your time {uuid.uuid4().hex}").event())
+    for _ in range(100):
+        if "response.create" in sent_by(sim, before):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no response.create")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_signal_lets_the_answer_in_progress_finish(
     sim: RealtimeSimulator, tmp_path: Path, sig: signal.Signals
@@ -129,11 +139,7 @@ async def test_an_answer_longer_than_the_grace_is_cancelled_upstream(
     before = len(sim.connections)
     loop = asyncio.get_running_loop()
     async with AsyncTcpClient.from_uri(server.uri) as client:
-        await client.write_event(Transcript(text=f"take your time {uuid.uuid4().hex}").event())
-        for _ in range(100):
-            if "response.create" in sent_by(sim, before):
-                break
-            await asyncio.sleep(0.02)
+        await ask_until_answering(client, sim, before)
         signalled = loop.time()
         server.process.send_signal(signal.SIGTERM)
         events, closed = await read_until_closed(client.read_event, seconds=grace + 3)
@@ -153,11 +159,7 @@ async def test_a_second_signal_ends_the_grace_at_once(
     before = len(sim.connections)
     loop = asyncio.get_running_loop()
     async with AsyncTcpClient.from_uri(server.uri) as client:
-        await client.write_event(Transcript(text=f"go on {uuid.uuid4().hex}").event())
-        for _ in range(100):
-            if "response.create" in sent_by(sim, before):
-                break
-            await asyncio.sleep(0.02)
+        await ask_until_answering(client, sim, before)
         server.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
         assert server.process.returncode is None, "the first signal waits for the answer"
