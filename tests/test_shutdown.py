@@ -17,7 +17,12 @@ from wyoming.event import Event
 from wyoming.info import Describe
 from wyoming.pipeline import PipelineStage, RunPipeline
 
-from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
+from wyoming_realtime_text.simulator import (
+    RealtimeSimulator,
+    Scenario,
+    SimulatedSatellite,
+    SimulatedTts,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -172,6 +177,36 @@ async def test_a_second_signal_ends_the_grace_at_once(
     assert "response.cancel" in sent_by(sim, before)
     assert closed_cleanly(sim, before)
     assert "Second signal" in server.log()
+
+
+async def test_a_satellite_turn_in_progress_is_finished_before_the_hub_stops(
+    sim: RealtimeSimulator, tmp_path: Path
+) -> None:
+    """Hub mode: a satellite hearing its answer at SIGTERM hears all of it, then the hub
+    disconnects and the server exits 0."""
+    talker = SimulatedSatellite(name="kitchen", audio=tone(1.0), realtime=False)
+    sim.scenario = Scenario(reply=ANSWER, delta_delay=0.15)  # ~1.5 s of answer
+    await talker.start()
+    try:
+        async with SimulatedTts() as tts:
+            config = server_config(sim.url, "ga", server={"shutdown_grace": 10})
+            config["satellites"] = [{"uri": talker.uri, "name": talker.name}]
+            config["tts"] = {"uri": tts.uri}
+            server = await start_server(tmp_path, config)
+            await talker.wait_connected(10)
+            await talker.trigger()
+            for _ in range(250):
+                if talker.transcripts:
+                    break
+                await asyncio.sleep(0.02)
+            assert talker.transcripts, "the answer is being prepared"
+            server.process.send_signal(signal.SIGTERM)
+            await talker.wait_played(10)
+            assert await exit_code(server) == 0, server.log()
+    finally:
+        await talker.stop()
+    assert tts.synthesized == [ANSWER], "the whole answer was spoken"
+    assert "Letting 1 satellite turn(s) finish" in server.log()
 
 
 async def test_idle_clients_do_not_hold_the_shutdown_up(

@@ -171,7 +171,8 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         _LOGGER.info("Stopping")
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, connections.hurry)
-        await connections.shutdown(settings.server.shutdown_grace)
+        grace = settings.server.shutdown_grace
+        await asyncio.gather(connections.shutdown(grace), hub.drain(grace, connections.hurried))
 
 
 def _with_url(settings: Settings, url: str) -> Settings:

@@ -331,7 +331,7 @@ class Connections:
         self.settings = settings
         self._live: dict[GuardedHandler, asyncio.Task[Any]] = {}
         self._server: asyncio.AbstractServer | None = None
-        self._hurry = asyncio.Event()
+        self.hurried = asyncio.Event()  # a second signal: no more grace
 
     async def listen(self, factory: HandlerFactory) -> None:
         """Accept clients at server.uri (tcp:// or unix://).
@@ -383,9 +383,9 @@ class Connections:
 
     def hurry(self) -> None:
         """End the shutdown's grace now (a second SIGTERM/SIGINT: the user will not wait)."""
-        if not self._hurry.is_set():
+        if not self.hurried.is_set():
             _LOGGER.info("Second signal: closing the remaining clients now")
-            self._hurry.set()
+            self.hurried.set()
 
     async def shutdown(self, grace: float) -> None:
         """Stop accepting; let work in progress finish for up to `grace` s; close everything.
@@ -401,7 +401,7 @@ class Connections:
         deadline = loop.time() + grace
         if busy := sum(not handler.quiet() for handler in self._live):
             _LOGGER.info("Letting %d client(s) finish, for up to %g s", busy, grace)
-        hurried = asyncio.ensure_future(self._hurry.wait())
+        hurried = asyncio.ensure_future(self.hurried.wait())
         while self._live and not hurried.done() and (remaining := deadline - loop.time()) > 0:
             for handler in [h for h in self._live if h.quiet()]:
                 await handler.stop()

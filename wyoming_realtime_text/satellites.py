@@ -33,6 +33,7 @@ _LOGGER = logging.getLogger(__name__)
 PING_SECONDS = 10.0  # a silent satellite is pinged; one that stays silent 3x this is gone
 BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 STABLE_SECONDS = 10.0
+DRAIN_POLL_SECONDS = 0.1
 
 
 class SatelliteLink:
@@ -47,6 +48,13 @@ class SatelliteLink:
         self.played = 0
         self._reading: asyncio.Task[Event | None] | None = None
         self._answers_pings = False
+        self.voice: VoicePipeline | None = None  # while connected
+        self.draining = False  # shutting down: finish the turn in progress, start none
+
+    def busy(self) -> bool:
+        """A turn is in progress: the user is speaking, or hearing the answer."""
+        voice = self.voice
+        return voice is not None and (voice.streaming or any(not t.done() for t in voice.tasks))
 
     async def run(self) -> None:
         """Forever: connect, serve, and after a loss wait a growing pause before retrying."""
@@ -77,6 +85,7 @@ class SatelliteLink:
             satellite=True,
         )
         self._answers_pings = False
+        self.voice = voice
         try:
             await client.write_event(RunSatellite().event())
             await client.write_event(Describe().event())
@@ -93,6 +102,7 @@ class SatelliteLink:
             if self.connected.is_set():
                 self.assistant.activity.disconnected(voice.label)
             self.connected.clear()
+            self.voice = None
             await voice.close()  # cancels an unfinished turn upstream
             await client.disconnect()
 
@@ -120,6 +130,9 @@ class SatelliteLink:
             if not await voice.audio_chunk(AudioChunk.from_event(event)):
                 voice.request = None  # bad audio: wait for the next run-pipeline
         elif RunPipeline.is_type(event.type):
+            if self.draining:
+                _LOGGER.info("Satellite %s: not starting a turn while shutting down", self.name)
+                return
             await voice.run_pipeline(RunPipeline.from_event(event))
         elif AudioStart.is_type(event.type):
             await voice.audio_start(AudioStart.from_event(event))
@@ -149,6 +162,34 @@ class SatelliteHub:
         self._tasks = [
             asyncio.create_task(link.run(), name=f"satellite {link.name}") for link in self.links
         ]
+
+    async def drain(self, grace: float, hurry: asyncio.Event) -> None:
+        """Shutting down: let turns in progress finish, for up to `grace` s or until `hurry`.
+
+        The links stay up meanwhile (the answer is still being spoken), but start no turn.
+        """
+        for link in self.links:
+            link.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if busy := sum(link.busy() for link in self.links):
+            _LOGGER.info("Letting %d satellite turn(s) finish, for up to %g s", busy, grace)
+        hurried = asyncio.ensure_future(hurry.wait())
+        try:
+            while (
+                any(link.busy() for link in self.links)
+                and not hurried.done()
+                and (remaining := deadline - loop.time()) > 0
+            ):
+                work = [t for link in self.links if link.voice for t in link.voice.tasks]
+                # Mid-utterance there is no task to wait for: look again shortly.
+                await asyncio.wait(
+                    {hurried, *work},
+                    timeout=min(remaining, DRAIN_POLL_SECONDS),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+        finally:
+            hurried.cancel()
 
     async def stop(self) -> None:
         for task in self._tasks:
