@@ -284,6 +284,11 @@ async def test_json_logs_are_one_object_per_line_without_the_key(observed: Obser
     turns = [e for e in entries if "audio deltas dropped" in e["message"]]
     assert any(FORUM_TRANSCRIPT in e["message"] for e in turns), "one line per turn, as before"
     assert any("23 audio deltas dropped" in e["message"] for e in turns)
+    # The same facts as fields, for a log collector: whole, not cut at 80 characters.
+    forum = [e for e in turns if e["turn"]["transcript"] == FORUM_TRANSCRIPT][-1]
+    assert forum["turn"]["audio_deltas_dropped"] == 23 and forum["turn"]["answer"]
+    assert f"({forum['turn']['outcome']}" in forum["message"]
+    assert all(isinstance(e["turn"]["seconds"], float) and e["turn"]["client"] for e in turns)
     assert any(e["level"] == "WARNING" for e in entries), "the faults above were logged"
     assert SECRET_KEY not in observed.server.log()
 
@@ -298,6 +303,8 @@ def test_the_key_mask_applies_to_json_lines() -> None:
         "redact_secret(sys.argv[1])\n"
         "logging.getLogger('x').warning('key %s in an argument', sys.argv[1])\n"
         "logging.getLogger('y').error('key ' + sys.argv[1] + ' in the message')\n"
+        "turn = {'transcript': 'say ' + sys.argv[1], 'seconds': 1.5}\n"
+        "logging.getLogger('z').info('a turn', extra={logs.TURN_FIELDS: turn})\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, SECRET_KEY], capture_output=True, text=True, timeout=30
@@ -306,8 +313,10 @@ def test_the_key_mask_applies_to_json_lines() -> None:
     assert [e["message"] for e in entries] == [
         "key *** in an argument",
         "key *** in the message",
+        "a turn",
     ]
-    assert [e["logger"] for e in entries] == ["x", "y"]
+    assert [e["logger"] for e in entries] == ["x", "y", "z"]
+    assert entries[2]["turn"] == {"transcript": "say ***", "seconds": 1.5}
     assert SECRET_KEY not in done.stderr
 
 

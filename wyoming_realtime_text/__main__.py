@@ -190,6 +190,13 @@ class _Redact(logging.Filter):
         message = record.getMessage()
         if self.secret in message:
             record.msg, record.args = message.replace(self.secret, "***"), None
+        fields = getattr(record, logs.TURN_FIELDS, None)
+        if fields is not None and self.secret in str(fields):
+            masked = {
+                k: v.replace(self.secret, "***") if isinstance(v, str) else v
+                for k, v in fields.items()
+            }
+            setattr(record, logs.TURN_FIELDS, masked)
         return True
 
 

@@ -1,8 +1,10 @@
 """Log output: Python's logging format, or (`--log-format json`) one JSON object per line.
 
 JSON lines are for log collectors (Loki, Elasticsearch, journald's JSON export): each record
-is `{"time", "level", "logger", "message"}`, plus `exception` when there is one. The message
-is rendered after the handler's filters have run, so the API key mask applies to both forms.
+is `{"time", "level", "logger", "message"}`, plus `exception` when there is one, and `turn`
+(client, transcript, answer, outcome, reason, seconds, audio_deltas_dropped) on the one line
+each voice or agent turn ends with. The record is rendered after the handler's filters have
+run, so the API key mask applies to both forms, fields included.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from datetime import UTC, datetime
 
 JSON = "json"
+TURN_FIELDS = "turn_fields"  # a record's attribute (logging's `extra`) with a turn's facts
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +29,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        if (fields := getattr(record, TURN_FIELDS, None)) is not None:
+            entry["turn"] = fields
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -27,6 +27,7 @@ from wyoming.tts import Synthesize
 from .audio import AudioConverter, AudioFormatError, check_format
 from .config import Settings
 from .conversations import Assistant
+from .logs import TURN_FIELDS
 from .tts import TtsError, TtsRelay
 from .turn import Outcome, Turn
 from .vad import VAD_RATE, SpeechDetector
@@ -337,15 +338,31 @@ async def send_answer(write: WriteEvent, turn: Turn, context: dict[str, Any] | N
 
 
 def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
-    """One info line per turn: who, what, outcome, how long, audio dropped."""
+    """One info line per turn: who, what, outcome, how long, audio dropped.
+
+    With `--log-format json` the same facts are also fields of the line (`turn`), whole,
+    for a log collector to query.
+    """
     outcome = turn.outcome or Outcome.FALLBACK
+    seconds = time.monotonic() - started
+    answer = turn.answer.text.strip()
+    fields = {
+        "client": label,
+        "transcript": heard,
+        "answer": answer,
+        "outcome": outcome.value,
+        "reason": turn.reason,
+        "seconds": round(seconds, 3),
+        "audio_deltas_dropped": turn.audio_deltas_dropped,
+    }
     _LOGGER.info(
         "%s: %r → %r (%s%s, %.2fs, %d audio deltas dropped)",
         label,
         heard[:80],
-        turn.answer.text.strip()[:80],
+        answer[:80],
         outcome.value,
         f": {turn.reason}" if turn.reason else "",
-        time.monotonic() - started,
+        seconds,
         turn.audio_deltas_dropped,
+        extra={TURN_FIELDS: fields},
     )
