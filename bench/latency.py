@@ -49,6 +49,7 @@ class LoadResult:
     downstream: list[float] = field(default_factory=list)  # (b)
     failures: int = 0
     server_cpu: float = 0.0  # CPU seconds per second (1.0 = one core busy)
+    audio_seconds: float = 0.0  # of speech streamed by all clients
     bench_cpu: float = 0.0  # the same for this process (clients and simulator)
     bench_lag_p99: float = 0.0
     seconds: float = 0.0
@@ -108,7 +109,9 @@ async def _client(
     async with Connection(uri) as conn:
         session: SimConnection | None = None
         for k in range(utterances):
-            turn = await pipeline_turn(conn, speeches[(index + k) % len(speeches)])
+            speech = speeches[(index + k) % len(speeches)]
+            turn = await pipeline_turn(conn, speech)
+            result.audio_seconds += speech.seconds
             ok = turn.error is None and FALLBACK not in "".join(turn.answer)
             if ok:
                 session = session or _session_of(sim, turn.transcript)
@@ -220,6 +223,9 @@ def load_rows(results: Sequence[LoadResult], floor: list[float]) -> list[Row]:
                     f"CPU: server {r.server_cpu:.0%}, bench {r.bench_cpu:.0%} of a core; "
                     f"bench loop lag p99 {fmt_ms(r.bench_lag_p99)}; {r.failures} failed"
                 )
+            elif label.startswith("(a′)") and r.audio_seconds:
+                per_second = r.server_cpu * r.seconds / r.audio_seconds
+                note = f"server CPU per audio second streamed (answers incl.): {fmt_ms(per_second)}"
             rows.append(
                 Row(
                     "1",
