@@ -60,6 +60,8 @@ class RealtimeTextHandler(GuardedHandler):
         assistant.activity.connected(self.client)
 
     async def handle_event(self, event: Event) -> bool:
+        if AudioChunk.is_type(event.type):  # first: 50 a second from every streaming client
+            return await self.voice.audio_chunk(AudioChunk.from_event(event))
         if Describe.is_type(event.type):
             await self.write_event(self.info)
         elif Ping.is_type(event.type):
@@ -75,8 +77,6 @@ class RealtimeTextHandler(GuardedHandler):
                 await self.voice.error(f"invalid run-pipeline: {err}", "bad-request")
         elif AudioStart.is_type(event.type):
             return await self.voice.audio_start(AudioStart.from_event(event))
-        elif AudioChunk.is_type(event.type):
-            return await self.voice.audio_chunk(AudioChunk.from_event(event))
         elif AudioStop.is_type(event.type):
             self.voice.end_audio()
         elif Transcript.is_type(event.type):

@@ -122,10 +122,12 @@ class VoicePipeline:
         assert turn is not None
         if turn.audio_ended_at is not None:
             return True  # past the utterance cap: dropped, never buffered
-        if not await self._check_format(chunk.rate, chunk.width, chunk.channels):
+        try:  # the converter checks each format it has not seen yet
+            pcm = self._converter.convert(chunk.audio, chunk.rate, chunk.width, chunk.channels)
+        except AudioFormatError as err:
+            await self.error(str(err), "audio-format")
             await turn.cancel()
             return False
-        pcm = self._converter.convert(chunk.audio, chunk.rate, chunk.width, chunk.channels)
         turn.feed_audio(pcm)
         speech = self._speech
         if speech is not None and not speech.done:
