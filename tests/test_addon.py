@@ -1,4 +1,4 @@
-"""The Home Assistant add-on, the Docker images and compose: what can be checked without Docker.
+"""The Home Assistant add-on: its files, the options → config mapping, the health check.
 
 The Supervisor silently skips an add-on whose config.yaml it cannot read, and shows a raw key
 for an option without a translation, so the add-on's files are checked here the way it reads
@@ -24,23 +24,14 @@ from typing import Any, get_args, get_type_hints
 
 import pytest
 import pytest_asyncio
-import yaml
+from addon_files import ADDON, REPO, check_options, load_yaml
 from harness import ServerProcess, free_port, start_server, stop_server
 
 from wyoming_realtime_text import addon
 from wyoming_realtime_text.config import ConfigError, RealtimeSettings, Settings, load_settings
 from wyoming_realtime_text.simulator import RealtimeSimulator
 
-REPO = Path(__file__).resolve().parent.parent
-ADDON = REPO / "addon" / "wyoming_realtime_text"
-S6 = ADDON / "rootfs" / "etc" / "s6-overlay" / "s6-rc.d"
-SCRIPTS = [S6 / "wyoming-realtime-text" / "run", S6 / "wyoming-realtime-text" / "finish"]
-SCRIPTS.append(S6 / "discovery" / "run")
 KEY = "sk-addon-SECRET-0123456789"
-
-
-def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -51,91 +42,6 @@ def addon_config() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def schema(addon_config: dict[str, Any]) -> dict[str, Any]:
     return addon_config["schema"]
-
-
-# --- A checker for the Supervisor's schema mini-language (the parts this add-on uses) ---
-
-ELEMENT = re.compile(
-    r"^(?P<kind>bool|email|url|port|str|password|int|float|match|list)"
-    r"(?:\((?P<args>.*)\))?(?P<optional>\?)?$"
-)
-
-
-def _bounds(args: str | None, number: type) -> tuple[Any, Any]:
-    if not args:
-        return None, None
-    low, _, high = args.partition(",")
-    return (number(low) if low else None), (number(high) if high else None)
-
-
-def check_element(element: str, value: Any, where: str) -> list[str]:
-    """Problems with one value against one schema element such as 'int(0,4)?'."""
-    match = ELEMENT.match(element)
-    if not match:
-        return [f"{where}: schema element {element!r} is not one the Supervisor knows"]
-    kind, args = match["kind"], match["args"]
-    if kind == "bool":
-        return [] if isinstance(value, bool) else [f"{where}: {value!r} is not a bool"]
-    if kind in ("int", "float", "port"):
-        number = float if kind == "float" else int
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return [f"{where}: {value!r} is not a number"]
-        low, high = (1, 65535) if kind == "port" else _bounds(args, number)
-        if (low is not None and value < low) or (high is not None and value > high):
-            return [f"{where}: {value!r} is outside {element}"]
-        return []
-    if kind == "list":
-        choices = (args or "").split("|")
-        return [] if value in choices else [f"{where}: {value!r} is not one of {choices}"]
-    if not isinstance(value, str):
-        return [f"{where}: {value!r} is not text"]
-    if kind == "match" and not re.match(args or "", value):
-        return [f"{where}: {value!r} does not match {args}"]
-    if kind in ("str", "password"):
-        low, high = _bounds(args, int)
-        if (low is not None and len(value) < low) or (high is not None and len(value) > high):
-            return [f"{where}: {value!r} has a length outside {element}"]
-    return []
-
-
-def check_options(
-    schema: dict[str, Any], options: dict[str, Any], where: str = "", defaults: bool = True
-) -> list[str]:
-    """Problems with options against a schema, as the Supervisor sees them.
-
-    Required entries (no '?', and every list or mapping) must be present. In the add-on's
-    defaults (`defaults`), an optional entry given a value becomes required: reported too.
-    """
-    problems = []
-    for key, value in options.items():
-        if key not in schema:
-            problems.append(f"{where}{key}: option without a schema entry")
-            continue
-        entry = schema[key]
-        if isinstance(entry, list):
-            if not isinstance(value, list):
-                problems.append(f"{where}{key}: {value!r} is not a list")
-                continue
-            for index, item in enumerate(value):
-                place = f"{where}{key}[{index}]"
-                if isinstance(entry[0], dict):
-                    if not isinstance(item, dict):
-                        problems.append(f"{place}: {item!r} is not a mapping")
-                    else:
-                        problems += check_options(entry[0], item, f"{place}.", defaults=False)
-                else:
-                    problems += check_element(entry[0], item, place)
-        elif isinstance(entry, dict):
-            problems += check_options(entry, value or {}, f"{where}{key}.", defaults)
-        elif value is not None:  # None: a required value the user must give
-            problems += check_element(entry, value, f"{where}{key}")
-    for key, entry in schema.items():
-        optional = isinstance(entry, str) and entry.endswith("?")
-        if not optional and key not in options:
-            problems.append(f"{where}{key}: required but missing")
-        if defaults and optional and key in options:
-            problems.append(f"{where}{key}: optional but given a default (it becomes required)")
-    return problems
 
 
 @pytest.mark.parametrize(
@@ -522,110 +428,3 @@ async def test_healthcheck_of_a_server_started_with_the_generated_file(
     finally:
         process.terminate()
         assert await process.wait() == 0
-
-
-# --- Docker images, compose, s6 scripts ---
-
-
-def _copy_sources(dockerfile: Path) -> list[str]:
-    sources = []
-    for line in dockerfile.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if parts[:1] == ["COPY"] and not any(p.startswith("--from") for p in parts):
-            sources += [p for p in parts[1:-1] if not p.startswith("--")]
-    return sources
-
-
-@pytest.mark.parametrize(("dockerfile", "context"), [(REPO, REPO), (ADDON, ADDON)])
-def test_dockerfile_copies_only_what_exists_and_checks_health(
-    dockerfile: Path, context: Path
-) -> None:
-    path = dockerfile / "Dockerfile"
-    sources = _copy_sources(path)
-    assert sources
-    for source in sources:
-        assert (context / source).exists(), f"{path}: COPY {source}"
-    text = path.read_text(encoding="utf-8")
-    assert re.search(r"HEALTHCHECK .*\n?.*wyoming_realtime_text\.healthcheck", text)
-    assert f"127.0.0.1:{addon.ADDON_PORT}" in text
-
-
-def test_top_level_image_runs_unprivileged() -> None:
-    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
-    assert re.search(r"^USER (?!root)\w+", text, re.M)
-    assert text.count("FROM python:") == 2  # build stage and a clean run stage
-
-
-def test_addon_build_uses_base_python_images_and_declares_its_args(
-    addon_config: dict[str, Any],
-) -> None:
-    build = load_yaml(ADDON / "build.yaml")
-    assert set(build["build_from"]) == set(addon_config["arch"])
-    for arch, image in build["build_from"].items():
-        assert image.startswith(f"ghcr.io/home-assistant/{arch}-base-python:"), image
-    dockerfile = (ADDON / "Dockerfile").read_text(encoding="utf-8")
-    assert "ARG BUILD_FROM" in dockerfile
-    for arg in build["args"]:
-        assert not arg.startswith("PIP_"), "pip would read it as its own setting"
-        assert f"ARG {arg}" in dockerfile
-
-
-def test_addon_build_refuses_the_unfilled_placeholder() -> None:
-    """The install step stops with a message until build.yaml names a real release."""
-    dockerfile = (ADDON / "Dockerfile").read_text(encoding="utf-8")
-    guard = re.search(r"(case .*?esac)", dockerfile.replace("\\\n", " "), re.S)[1]
-    arg = "WYOMING_REALTIME_TEXT_REQUIREMENT"
-    placeholder = load_yaml(ADDON / "build.yaml")["args"][arg]
-    for value, code in ((placeholder, 1), ("", 1), ("wyoming-realtime-text==0.1.0", 0)):
-        done = subprocess.run(["sh", "-c", guard], env={arg: value}, capture_output=True)
-        assert done.returncode == code, value
-
-
-def test_compose_points_tts_at_piper_and_takes_the_key_from_the_environment(
-    tmp_path: Path,
-) -> None:
-    compose = load_yaml(REPO / "compose.yaml")
-    services = compose["services"]
-    ours, piper = services["realtime-text"], services["piper"]
-    assert piper["image"].startswith("rhasspy/wyoming-piper")
-    assert "10200:10200" in piper["ports"]
-    assert f"{addon.ADDON_PORT}:{addon.ADDON_PORT}" in ours["ports"]
-    assert ours["environment"]["OPENAI_API_KEY"].startswith("${OPENAI_API_KEY")
-    (mount,) = ours["configs"]
-    assert ours["command"][ours["command"].index("--config") + 1] == mount["target"]
-    content = compose["configs"][mount["source"]]["content"]
-    assert "api_key" not in content
-    path = tmp_path / "compose-config.yaml"
-    path.write_text(content, encoding="utf-8")
-    settings = load_settings(path, env={"OPENAI_API_KEY": "sk-compose"})
-    assert settings.tts.uri == "tcp://piper:10200"
-    assert settings.tts.voice in piper["command"]
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_s6_scripts_are_executable_bash(script: Path) -> None:
-    assert script.stat().st_mode & stat.S_IXUSR, f"{script} is not executable"
-    assert script.read_text(encoding="utf-8").startswith("#!/command/with-contenv bashio\n")
-    done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def test_s6_services_are_wired() -> None:
-    """The server is a longrun; discovery a oneshot after it; both in the user bundle."""
-    assert (S6 / "wyoming-realtime-text" / "type").read_text().strip() == "longrun"
-    assert (S6 / "discovery" / "type").read_text().strip() == "oneshot"
-    up = (S6 / "discovery" / "up").read_text().strip()
-    assert (ADDON / "rootfs" / up.lstrip("/")).is_file()
-    assert (S6 / "discovery" / "dependencies.d" / "wyoming-realtime-text").exists()
-    assert {p.name for p in (S6 / "user" / "contents.d").iterdir()} == {
-        "wyoming-realtime-text",
-        "discovery",
-    }
-    run = (S6 / "wyoming-realtime-text" / "run").read_text(encoding="utf-8")
-    assert "readonly options=/data/options.json" in run
-    assert 'python3 -m wyoming_realtime_text.addon "${options}" "${config}"' in run
-    assert 'exec python3 -m wyoming_realtime_text --config "${config}" "${flags[@]}"' in run
-    discovery = (S6 / "discovery" / "run").read_text(encoding="utf-8")
-    assert f"readonly port={addon.ADDON_PORT}" in discovery
-    assert 'bashio::discovery "wyoming"' in discovery
-    assert "tcp://$(hostname):${port}" in discovery
