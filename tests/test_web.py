@@ -1,21 +1,15 @@
-"""The live page, /healthz, /metrics and JSON logs: the real server, against the simulator.
-
-The page itself is checked in a real headless browser (Playwright driving Debian's chromium):
-the answer must show up while it still streams, before the client has its handled-stop.
-"""
+"""The live page's data, /healthz, /metrics and JSON logs: the real server, against the
+simulator. The page itself, in a real browser, is test_live_page.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +20,12 @@ from harness import (
     FALLBACK,
     SECRET_KEY,
     HomeAssistant,
-    ServerProcess,
-    free_port,
     server_config,
     start_server,
     stop_server,
     tone,
 )
-from playwright.async_api import Browser, Page, async_playwright
-from prometheus_client.parser import text_string_to_metric_families
-from wyoming.asr import Transcript
-from wyoming.client import AsyncTcpClient
+from web_rig import Observed, Samples, start_observed, web_config
 
 from wyoming_realtime_text.activity import Activity
 from wyoming_realtime_text.config import ConfigError, parse_settings
@@ -49,63 +38,8 @@ from wyoming_realtime_text.turn import Turn
 
 asyncio_test = pytest.mark.asyncio(loop_scope="module")
 
-REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-HAVE_CHROMIUM = Path(CHROMIUM).exists()
 M = "wyoming_realtime_text_"
 FORUM_TRANSCRIPT = "こんばんは、だいぶ涼しくなってきたね"
-
-
-@dataclass
-class Observed:
-    """A server with its web endpoints on."""
-
-    server: ServerProcess
-    url: str  # http://127.0.0.1:PORT
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
-            return response.status, await response.text()
-
-    async def health(self) -> tuple[int, dict[str, Any]]:
-        status, body = await self.get("/healthz")
-        return status, json.loads(body)
-
-    async def metrics(self) -> Samples:
-        """Every sample, by (name, sorted labels), parsed as Prometheus would."""
-        status, text = await self.get("/metrics")
-        assert status == 200
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
-
-
-def web_config(sim: RealtimeSimulator, **extra: Any) -> dict[str, Any]:
-    """The tests' server config with the web endpoints on, at a free port on loopback."""
-    web = {"enabled": True, "host": "127.0.0.1", "port": free_port()}
-    return server_config(sim.url, "ga", web=web, **extra)
-
-
-async def start_observed(tmp: Path, config: dict[str, Any], *args: str) -> Observed:
-    server = await start_server(tmp, config, *args)
-    observed = Observed(server, f"http://127.0.0.1:{config['web']['port']}")
-    for _ in range(100):  # the web server starts before the Wyoming port listens: a formality
-        with contextlib.suppress(aiohttp.ClientError):
-            if (await observed.get("/healthz"))[0] in (200, 503):
-                return observed
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"no web server:\n{server.log()}")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -126,9 +60,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0)
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within {seconds} s")
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -440,131 +371,3 @@ async def test_a_busy_web_port_leaves_the_assistant_running(
             assert await stop_server(server) == 0
     assert handled.text == "Still answering."
     assert "No live page: cannot listen on" in server.log()
-
-
-# --- the page, in a real browser ------------------------------------------------------------
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    assert HAVE_CHROMIUM, "install it: apt-get install -y chromium"
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
-TURN_JS = """said => {
-  const item = [...document.querySelectorAll("li.turn")]
-    .find(li => li.querySelector(".transcript").textContent === said);
-  return item ? {
-    status: item.dataset.status,
-    label: item.querySelector(".status").textContent,
-    answer: item.querySelector(".answer").textContent,
-    dropped: item.querySelector(".dropped").textContent,
-    client: item.closest("section").querySelector(".name").textContent,
-  } : null;
-}"""
-
-
-async def turn_on_page(page: Page, said: str) -> dict[str, str] | None:
-    return await page.evaluate(TURN_JS, said)
-
-
-async def until_on_page(page: Page, said: str, condition: str) -> None:
-    """Wait in the browser until the turn that heard `said` meets `condition` (JS on `t`)."""
-    await page.wait_for_function(
-        f"said => {{ const t = ({TURN_JS})(said); return t !== null && ({condition}); }}",
-        arg=said,
-        timeout=10_000,
-    )
-
-
-async def agent_request(uri: str, said: str, stopped: asyncio.Event) -> str:
-    """Home Assistant's agent call; `stopped` is set the moment handled-stop arrives."""
-    async with AsyncTcpClient.from_uri(uri) as client:
-        await client.write_event(Transcript(text=said).event())
-        handled = ""
-        while (event := await client.read_event()) is not None:
-            if event.type == "handled":
-                handled = event.data["text"]
-            if event.type == "handled-stop":
-                stopped.set()
-                return handled
-    raise AssertionError("the connection closed before handled-stop")
-
-
-@asyncio_test
-async def test_the_page_shows_the_answer_while_it_streams(
-    sim: RealtimeSimulator, browser: Browser, tmp_path: Path
-) -> None:
-    web = await start_observed(tmp_path, web_config(sim, realtime={"response_timeout": 15}))
-    page = await browser.new_page(viewport={"width": 420, "height": 860})
-    try:
-        await page.goto(web.url + "/")
-        await page.wait_for_selector("body[data-live='yes']", timeout=10_000)
-        ha = HomeAssistant(web.server.uri)
-        # Some history, as a screenshot would show it: done, cut short with audio, fallback.
-        said = "What's the weather like in Lisbon?"
-        sim.scenario = Scenario(transcript=said, reply="Sunny and 24 degrees, light wind.")
-        await ha.stt(tone(1.0))
-        await ha.converse(said)
-        await until_on_page(page, said, "t.status === 'done'")
-        cut = "Tell me a long story about the sea"
-        story = "Once upon a time a small boat set out from the harbour at dawn, to find whales."
-        sim.scenario = Scenario(mode="audio_despite_text", reply=story, cut_after=4)
-        await ha.converse(cut)
-        await until_on_page(page, cut, "t.status === 'incomplete'")
-        assert (await turn_on_page(page, cut))["dropped"] == "4 audio deltas dropped"
-        broken = "Turn off the porch light"
-        sim.scenario = Scenario(error_code="server_error")
-        await ha.converse(broken)
-        await until_on_page(page, broken, "t.status === 'fallback'")
-
-        # The answer streams slowly, after a pause (so the turn's first update has no text):
-        # the page must show it growing, twice, before the client has its handled-stop.
-        asked = "Which plants like shade?"
-        answer = (
-            "Ferns, hostas and foxgloves do well in shade, and so do wild garlic, hellebores "
-            "and lily of the valley."
-        )
-        sim.scenario = Scenario(reply=answer, first_token_delay=0.4, delta_delay=0.25)
-        stopped = asyncio.Event()
-        client = asyncio.create_task(agent_request(web.server.uri, asked, stopped))
-        seen = [""]
-        for _ in range(2):
-            await until_on_page(page, asked, f"t.answer.length > {len(seen[-1])}")
-            partial = await turn_on_page(page, asked)
-            assert not stopped.is_set(), "the page must show the answer before handled-stop"
-            assert partial["status"] == "streaming" and partial["label"] == "streaming"
-            assert answer.startswith(partial["answer"]) and partial["answer"] != answer
-            seen.append(partial["answer"])
-        await page.screenshot(path=tmp_path / "streaming.png")
-        if os.environ.get("UPDATE_SCREENSHOT"):
-            await page.screenshot(path=REPO / "docs" / "screenshot.png")
-        assert await client == answer
-        await until_on_page(page, asked, "t.status === 'done'")
-        done = await turn_on_page(page, asked)
-        assert done["answer"] == answer and done["label"] == "done"
-        assert done["client"] == "127.0.0.1", "HA's connections are one client, by address"
-        assert (await turn_on_page(page, broken))["answer"] == FALLBACK
-
-        # Transcripts are user content: shown as text, never run as markup.
-        markup = '<img src=x onerror="document.body.dataset.owned=1"><b>bold</b>'
-        sim.scenario = Scenario(reply="Noted.")
-        await ha.converse(markup)
-        await until_on_page(page, markup, "t.status === 'done'")
-        assert (await turn_on_page(page, markup))["answer"] == "Noted."
-        assert await page.evaluate("document.querySelectorAll('img, .transcript *').length") == 0
-        assert await page.evaluate("document.body.dataset.owned") is None
-
-        # An open page (an event stream that never ends by itself) does not hold up SIGTERM.
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert await stop_server(web.server) == 0, web.server.log()
-        assert loop.time() - started < 2.0, "0.3 s here; 4 s when the stream holds it up"
-        await page.wait_for_selector("body[data-live='no']", timeout=5_000)
-    finally:
-        await page.close()
-        if web.server.process.returncode is None:
-            await stop_server(web.server)
