@@ -83,8 +83,11 @@ def test_required_addon_fields(addon_config: dict[str, Any]) -> None:
     assert addon_config["init"] is False  # s6-overlay v3 is the init
     assert addon_config["discovery"] == ["wyoming"]
     web = Settings().web.port  # the live page, at the server's default port
-    assert addon_config["ports"] == {f"{addon.ADDON_PORT}/tcp": addon.ADDON_PORT, f"{web}/tcp": web}
-    assert addon_config["webui"] == f"http://[HOST]:[PORT:{web}]/"
+    # Through ingress, behind HA's login; the port itself is not published by default.
+    ports = {f"{addon.ADDON_PORT}/tcp": addon.ADDON_PORT, f"{web}/tcp": None}
+    assert addon_config["ports"] == ports
+    assert addon_config["ingress"] is True and addon_config["ingress_port"] == web
+    assert "webui" not in addon_config, "ingress is the Web UI"
     assert addon_config["watchdog"] == f"tcp://[HOST]:[PORT:{addon.ADDON_PORT}]"
     assert set(addon_config["arch"]) <= {"amd64", "aarch64", "armv7", "armhf", "i386"}
     assert load_yaml(ADDON.parent / "repository.yaml")["name"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from harness import (
 )
 from web_rig import Observed, Samples, start_observed, web_config
 
+from wyoming_realtime_text import web as live_page
 from wyoming_realtime_text.activity import Activity
 from wyoming_realtime_text.config import ConfigError, parse_settings
 from wyoming_realtime_text.realtime.events import RealtimeError
@@ -327,6 +329,15 @@ async def test_a_hub_satellite_is_a_client_with_its_turns(
 
 async def _gauge_is(observed: Observed, kind: str, count: int) -> bool:
     return value(await observed.metrics(), "connections", kind=kind) == count
+
+
+def test_the_page_asks_for_everything_by_relative_url() -> None:
+    """Home Assistant's ingress serves the add-on's page under /api/hassio_ingress/TOKEN/: a
+    request for "/events" would miss the add-on, "events" reaches it."""
+    page = (Path(live_page.__file__).parent / "live.html").read_text(encoding="utf-8")
+    urls = re.findall(r"""(?:EventSource|fetch)\(\s*["'`]([^"'`]*)""", page)
+    assert sorted(set(urls)) == ["events", "healthz"]
+    assert not re.search(r"""(?:src|href|action)\s*=\s*["']/""", page)
 
 
 # --- config and start-up -------------------------------------------------------------------
