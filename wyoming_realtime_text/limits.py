@@ -5,9 +5,9 @@ each event parsed by the `wyoming` package itself, from a stream whose sizes are
 `server.max_frame_bytes`; a connection closed when it stalls mid-utterance
 (`audio.stall_seconds`), sends nothing while nothing is in progress for it, or reads
 nothing of what it is sent (`server.idle_timeout`, both); and on shutdown, answers in
-progress get `server.shutdown_grace`
-seconds before every connection is closed. A client that breaks a rule gets one Wyoming
-`error` event saying which, and is closed; nobody else notices.
+progress get `server.shutdown_grace` seconds before every connection is closed. A client
+that breaks a rule gets one Wyoming `error` event saying which, and is closed; nobody else
+notices.
 """
 
 from __future__ import annotations
