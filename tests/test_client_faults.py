@@ -113,6 +113,13 @@ async def stream_audio(client: AsyncTcpClient, seconds: float) -> None:
         await client.write_event(chunk.event())
 
 
+async def start_stt(client: AsyncTcpClient, seconds: float) -> None:
+    """Home Assistant's STT request, `seconds` of its audio sent, no audio-stop yet."""
+    await client.write_event(Transcribe(language="en").event())
+    await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+    await stream_audio(client, seconds)
+
+
 # -- malformed input ------------------------------------------------------------------------
 
 MALFORMED = [
@@ -315,9 +322,7 @@ async def test_audio_that_stops_mid_utterance_is_dropped(
     before = len(sim.connections)
     loop = asyncio.get_running_loop()
     async with AsyncTcpClient.from_uri(server.uri) as client:
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-        await stream_audio(client, 0.3)
+        await start_stt(client, 0.3)
         stopped = loop.time()
         events, closed = await read_until_closed(client.read_event, seconds=STALL + 3)
         stalled = loop.time() - stopped
@@ -340,9 +345,7 @@ async def test_leaving_mid_utterance_drops_the_audio_upstream(
     sim.scenario = Scenario(transcript="cut off")
     before = len(sim.connections)
     async with AsyncTcpClient.from_uri(server.uri) as client:
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-        await stream_audio(client, 0.3)
+        await start_stt(client, 0.3)
         assert await eventually(lambda: "input_audio_buffer.append" in sent_by(sim, before))
     assert await eventually(lambda: all(c.closed for c in sim.connections[before:]))
     sent = sent_by(sim, before)
@@ -361,9 +364,7 @@ async def test_stt_client_leaving_before_its_transcript_cancels_the_answer(
     )
     before = len(sim.connections)
     async with AsyncTcpClient.from_uri(server.uri) as client:
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-        await stream_audio(client, 0.5)
+        await start_stt(client, 0.5)
         await client.write_event(AudioStop().event())
         assert await eventually(lambda: "response.create" in sent_by(sim, before))
     assert await eventually(lambda: "response.cancel" in sent_by(sim, before), 2.0)
