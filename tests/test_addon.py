@@ -219,6 +219,16 @@ def test_the_generated_file_loads_with_every_option(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+def test_option_text_is_taken_literally(tmp_path: Path) -> None:
+    """A prompt that happens to contain ${...} is not an environment variable reference."""
+    path = tmp_path / "config.yaml"
+    options = {**full_options(), "instructions": "Greet as ${persona}; cost in $USD."}
+    addon.prepare(options, path)
+    settings = load_settings(path, env={"persona": "Ada"})
+    assert settings.realtime.instructions == "Greet as ${persona}; cost in $USD."
+    assert settings.realtime.api_key == KEY
+
+
 def test_empty_optional_options_keep_the_packaged_defaults(tmp_path: Path) -> None:
     options = {
         "api_key": f"  {KEY}\n",  # pasted with a trailing newline

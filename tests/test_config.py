@@ -39,6 +39,12 @@ def test_env_fallback_syntax(tmp_path: Path) -> None:
     assert load_settings(path, env={"MY_KEY": "sk-env"}).realtime.api_key == "sk-env"
 
 
+def test_a_doubled_dollar_keeps_a_reference_as_text(tmp_path: Path) -> None:
+    text = "realtime:\n  api_key: k\n  instructions: Call me $${NAME}, not ${NAME}.\n"
+    settings = load_settings(write(tmp_path, text), env={"NAME": "Ada"})
+    assert settings.realtime.instructions == "Call me ${NAME}, not Ada."
+
+
 def test_overrides_win_over_file(tmp_path: Path) -> None:
     path = write(tmp_path, "server:\n  uri: tcp://0.0.0.0:1234\nrealtime:\n  api_key: k\n")
     settings = load_settings(path, env={}, overrides={"server": {"uri": "tcp://127.0.0.1:9"}})

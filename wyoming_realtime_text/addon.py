@@ -61,10 +61,11 @@ def _cleaned(value: Any) -> Any:
     """Trim text and drop empty entries, so that "nothing entered" is None everywhere.
 
     The UI leaves "" or [] behind for a field the user cleared, and pasted keys often carry
-    a trailing space or newline.
+    a trailing space or newline. Text is taken literally: a "${...}" in it (a prompt, say)
+    is escaped so that the config file's ${VAR} expansion leaves it as typed.
     """
     if isinstance(value, str):
-        return value.strip() or None
+        return value.strip().replace("${", "$${") or None
     if isinstance(value, list):
         items = [item for item in map(_cleaned, value) if item is not None]
         return items or None

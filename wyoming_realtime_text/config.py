@@ -21,7 +21,8 @@ import yaml
 
 from .discovery import ZeroconfError, announced_address
 
-ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ${VAR} or ${VAR:-fallback}; $${VAR} is the literal text ${VAR} (as in docker compose).
+ENV_VAR = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # A key passed in the URL (e.g. Azure's ?api-key=), hidden wherever the URL is shown.
 _SECRET_QUERY = re.compile(r"(?i)((?:api[-_]?key|key|token)=)[^&]+")
 KEY_HELP = (
@@ -209,13 +210,19 @@ def parse_settings(raw: Any) -> Settings:
 
 def _expand(value: Any, env: dict[str, str] | os._Environ[str]) -> Any:
     if isinstance(value, str):
-        # As in the shell, ${VAR:-fallback} also applies when VAR is set but empty.
-        return ENV_VAR.sub(lambda m: env.get(m.group(1)) or m.group(2) or "", value)
+        return ENV_VAR.sub(lambda m: _reference(m, env), value)
     if isinstance(value, dict):
         return {k: _expand(v, env) for k, v in value.items()}
     if isinstance(value, list):
         return [_expand(v, env) for v in value]
     return value
+
+
+def _reference(match: re.Match[str], env: dict[str, str] | os._Environ[str]) -> str:
+    if match.group(1):
+        return match.group(0)[1:]  # escaped: the text itself, one "$" fewer
+    # As in the shell, ${VAR:-fallback} also applies when VAR is set but empty.
+    return env.get(match.group(2)) or match.group(3) or ""
 
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
