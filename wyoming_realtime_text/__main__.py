@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from .config import ConfigError, Settings, dump_settings, load_settings, redact_
 from .conversations import Assistant
 from .discovery import DEFAULT_NAME, Announcer
 from .handler import handler_factory
-from .limits import Connections
+from .limits import Connections, StopSignals
 from .realtime.health import UPSTREAM
 from .satellites import SatelliteHub
 
@@ -128,10 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
 async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
     """Run until SIGTERM/SIGINT; then drain the connections and close every upstream session."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    signals = StopSignals()
+    signals.install()
     async with contextlib.AsyncExitStack() as stack:
         if use_simulator:
             from .simulator import RealtimeSimulator  # only for trials: never on the real path
@@ -167,12 +164,12 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
             announcer = Announcer(settings.server.zeroconf_name, settings.server.uri)
             await announcer.start()
             stack.push_async_callback(announcer.stop)
-        await stop.wait()
+        await signals.stop.wait()
         _LOGGER.info("Stopping")
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, connections.hurry)
         grace = settings.server.shutdown_grace
-        await asyncio.gather(connections.shutdown(grace), hub.drain(grace, connections.hurried))
+        await asyncio.gather(
+            connections.shutdown(grace, signals.hurry), hub.drain(grace, signals.hurry)
+        )
 
 
 def _with_url(settings: Settings, url: str) -> Settings:

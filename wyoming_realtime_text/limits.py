@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import signal
 from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from pathlib import Path
@@ -35,6 +36,9 @@ MALFORMED = (
 )
 # After the grace: how long closed connections get to cancel their turns upstream.
 CLOSE_SECONDS = 2.0
+# A signal this soon after the one that began the shutdown is that one delivered twice
+# (`timeout` forwarding it, `pkill -f` matching a wrapper too, a process-group kill).
+REPEAT_SECONDS = 0.5
 
 
 class ClientFault(Exception):
@@ -321,6 +325,33 @@ class _Watchdog:
         self._watched.clear()
 
 
+class StopSignals:
+    """SIGTERM/SIGINT: the first asks for a graceful stop (`stop`), a later one for a quick
+    one (`hurry`: the grace ends at once; Ctrl+C twice). The same signal delivered twice
+    within REPEAT_SECONDS counts once."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.hurry = asyncio.Event()
+        self._first: float | None = None
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.received)
+
+    def received(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._first is None:
+            self._first = now
+            self.stop.set()
+        elif now - self._first < REPEAT_SECONDS:
+            _LOGGER.debug("The stop signal again at once: taken as the same one")
+        elif not self.hurry.is_set():
+            _LOGGER.info("Second signal: closing the remaining clients now")
+            self.hurry.set()
+
+
 HandlerFactory = Callable[[asyncio.StreamReader, asyncio.StreamWriter], GuardedHandler]
 
 
@@ -331,7 +362,6 @@ class Connections:
         self.settings = settings
         self._live: dict[GuardedHandler, asyncio.Task[Any]] = {}
         self._server: asyncio.AbstractServer | None = None
-        self.hurried = asyncio.Event()  # a second signal: no more grace
 
     async def listen(self, factory: HandlerFactory) -> None:
         """Accept clients at server.uri (tcp:// or unix://).
@@ -381,18 +411,12 @@ class Connections:
         if uri.scheme == "unix":
             Path(uri.path).unlink(missing_ok=True)
 
-    def hurry(self) -> None:
-        """End the shutdown's grace now (a second SIGTERM/SIGINT: the user will not wait)."""
-        if not self.hurried.is_set():
-            _LOGGER.info("Second signal: closing the remaining clients now")
-            self.hurried.set()
-
-    async def shutdown(self, grace: float) -> None:
+    async def shutdown(self, grace: float, hurry: asyncio.Event | None = None) -> None:
         """Stop accepting; let work in progress finish for up to `grace` s; close everything.
 
         A connection is closed as soon as nothing is in progress for it, so idle clients
-        never hold the shutdown up; those still busy at the deadline (or at `hurry()`) are
-        closed then, which cancels their turns upstream.
+        never hold the shutdown up; those still busy at the deadline (or once `hurry` is
+        set) are closed then, which cancels their turns upstream.
         """
         if self._server is not None:
             self._server.close()
@@ -401,7 +425,7 @@ class Connections:
         deadline = loop.time() + grace
         if busy := sum(not handler.quiet() for handler in self._live):
             _LOGGER.info("Letting %d client(s) finish, for up to %g s", busy, grace)
-        hurried = asyncio.ensure_future(self.hurried.wait())
+        hurried = asyncio.ensure_future((hurry or asyncio.Event()).wait())
         while self._live and not hurried.done() and (remaining := deadline - loop.time()) > 0:
             for handler in [h for h in self._live if h.quiet()]:
                 await handler.stop()
