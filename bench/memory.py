@@ -12,13 +12,14 @@ by the agent request (one round trip), so new conversations push old ones out at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clients import Speech, ha_agent, ha_stt
+from clients import Connection, Speech, ha_agent, ha_stt, pipeline_turn
 from measure import Row, fmt_mib, progress, verdict
 from rig import FALLBACK, Server, serving
 
@@ -58,6 +59,27 @@ async def idle_sessions(workdir: Path, count: int) -> tuple[float, int]:
         after = await _settle(server)
         open_sessions = sum(not c.closed for c in sim.connections)
     return (after - before) / count, open_sessions
+
+
+async def connected_satellites(workdir: Path, count: int, speech: Speech) -> float:
+    """RSS bytes per connected direct client (a satellite's shape: run-pipeline, one spoken
+    turn, the connection kept open), its conversation and session included."""
+    conversation = {"max_conversations": count + 20, "idle_seconds": 3600}
+    async with (
+        serving(workdir, Scenario(), conversation=conversation) as (_, server),
+        contextlib.AsyncExitStack() as stack,
+    ):
+        for _ in range(3):  # warm-up: every code path of a spoken turn has run once
+            warm = await stack.enter_async_context(Connection(server.uri))
+            await pipeline_turn(warm, speech, realtime=False)
+        before = await _settle(server)
+        for _ in range(count):
+            conn = await stack.enter_async_context(Connection(server.uri))
+            turn = await pipeline_turn(conn, speech, realtime=False)
+            if turn.error is not None:
+                raise RuntimeError(f"a spoken turn failed: {turn.error}")
+        after = await _settle(server)
+    return (after - before) / count
 
 
 @dataclass
@@ -112,6 +134,8 @@ async def section(workdir: Path, quick: bool, speech: Speech) -> list[Row]:
     first, total, step = (300, 900, 300) if quick else (1000, 10000, 1000)
     progress(f"6: RSS per idle session ({count} conversations)")
     per_session, open_sessions = await idle_sessions(workdir / "idle", count)
+    progress(f"6: RSS per connected satellite-like client ({count} connections)")
+    per_client = await connected_satellites(workdir / "clients", count, speech)
     progress(f"6: RSS over {total:,} utterances")
     result = await soak(workdir / "soak", first, total, step, speech)
     (n1, rss1), (n2, rss2) = result.checkpoints[0], result.checkpoints[-1]
@@ -128,6 +152,15 @@ async def section(workdir: Path, quick: bool, speech: Speech) -> list[Row]:
             goal=f"< {fmt_mib(SESSION_GOAL)}",
             met=verdict(per_session < SESSION_GOAL),
             note=f"{open_sessions} sessions open at the simulator",
+        ),
+        Row(
+            "6",
+            "server RSS per connected direct client after a spoken turn (run-pipeline)",
+            str(count),
+            fmt_mib(per_client),
+            goal=f"< {fmt_mib(SESSION_GOAL)}",
+            met=verdict(per_client < SESSION_GOAL),
+            note="connection, conversation and session kept open; a satellite's shape",
         ),
         Row("6", f"server RSS after the first {n1:,} utterances", str(n1), fmt_mib(rss1)),
         Row(
