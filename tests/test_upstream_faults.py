@@ -174,6 +174,21 @@ async def pipeline_utterance(client: AsyncTcpClient, audio: bytes, pace: float =
     raise AssertionError("the connection closed before the answer")
 
 
+@in_module_loop
+async def test_a_voice_request_lost_before_its_transcript_gets_the_fallback(
+    sim: RealtimeSimulator, server: ServerProcess
+) -> None:
+    """Lost twice before even the transcript came: the user did speak and the service
+    failed, so the answer is the fallback, not an stt-no-text-recognized error."""
+    sim.scenario = Scenario(
+        transcript="never heard", transcription_delay=10, disconnect_after=0, fail_first=2
+    )
+    before = len(sim.connections)
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        assert await pipeline_utterance(client, tone(1.0)) == FALLBACK
+    assert len(since(sim, before)) == 2, "one retry in a new session, then the fallback"
+
+
 ADA_HISTORY = [("user", "Call me Ada."), ("assistant", "Hello Ada.")]
 
 

@@ -273,7 +273,9 @@ class VoicePipeline:
         transcript = await self._send_transcript(turn)
         if request.end_stage not in ANSWER_STAGES:
             return
-        if not transcript.strip():
+        # No words, and not because the service failed (then the user did speak: they get
+        # the fallback answer below, not a claim that nobody spoke).
+        if not transcript.strip() and turn.outcome is not Outcome.FALLBACK:
             await turn.cancel()
             await self.error("no speech was recognized", "stt-no-text-recognized")
             return
