@@ -129,6 +129,12 @@ async def soak(workdir: Path, first: int, total: int, step: int, speech: Speech)
     return result
 
 
+def _per_session(label: str, count: int, size: float, note: str) -> Row:
+    """A row held to the goal for what one open session may cost."""
+    goal, met = f"< {fmt_mib(SESSION_GOAL)}", verdict(size < SESSION_GOAL)
+    return Row("6", label, str(count), fmt_mib(size), goal=goal, met=met, note=note)
+
+
 async def section(workdir: Path, quick: bool, speech: Speech) -> list[Row]:
     count = 20 if quick else 50
     first, total, step = (300, 900, 300) if quick else (1000, 10000, 1000)
@@ -144,23 +150,17 @@ async def section(workdir: Path, quick: bool, speech: Speech) -> list[Row]:
     # The second half alone: growth that stops (garbage awaiting collection) vs a leak.
     half, rss_half = min(result.checkpoints, key=lambda c: abs(c[0] - n2 / 2))
     return [
-        Row(
-            "6",
+        _per_session(
             "server RSS per connected idle session (typed turns, distinct conversation ids)",
-            str(count),
-            fmt_mib(per_session),
-            goal=f"< {fmt_mib(SESSION_GOAL)}",
-            met=verdict(per_session < SESSION_GOAL),
-            note=f"{open_sessions} sessions open at the simulator",
+            count,
+            per_session,
+            f"{open_sessions} sessions open at the simulator",
         ),
-        Row(
-            "6",
+        _per_session(
             "server RSS per connected direct client after a spoken turn (run-pipeline)",
-            str(count),
-            fmt_mib(per_client),
-            goal=f"< {fmt_mib(SESSION_GOAL)}",
-            met=verdict(per_client < SESSION_GOAL),
-            note="connection, conversation and session kept open; a satellite's shape",
+            count,
+            per_client,
+            "connection, conversation and session kept open; a satellite's shape",
         ),
         Row("6", f"server RSS after the first {n1:,} utterances", str(n1), fmt_mib(rss1)),
         Row(
