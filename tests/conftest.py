@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
-from harness import HomeAssistant, ServerProcess, server_config, start_server, stop_server
+from harness import HomeAssistant, ServerProcess, running_server, server_config
 
 from wyoming_realtime_text.simulator import RealtimeSimulator
 
@@ -27,9 +27,8 @@ async def server(
     sim: RealtimeSimulator, dialect: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp(f"server-{dialect}")
-    process = await start_server(tmp, server_config(sim.url, dialect))
-    yield process
-    assert await stop_server(process) == 0, process.log()
+    async with running_server(tmp, server_config(sim.url, dialect)) as process:
+        yield process
 
 
 @pytest.fixture(autouse=False)

@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -117,6 +117,16 @@ async def start_server(
         except OSError:
             await asyncio.sleep(0.05)
     raise RuntimeError(f"server did not start:\n{server.log()}")
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    tmp: Path, config: dict[str, Any], *args: str
+) -> AsyncIterator[ServerProcess]:
+    """`start_server`, and at the end a SIGTERM after which it must exit 0 (its log if not)."""
+    server = await start_server(tmp, config, *args)
+    yield server
+    assert await stop_server(server) == 0, server.log()
 
 
 async def stop_server(server: ServerProcess) -> int:

@@ -25,7 +25,7 @@ from typing import Any, get_args, get_type_hints
 import pytest
 import pytest_asyncio
 from addon_files import ADDON, REPO, check_options, load_yaml
-from harness import ServerProcess, free_port, start_server, stop_server
+from harness import ServerProcess, free_port, running_server
 
 from wyoming_realtime_text import addon
 from wyoming_realtime_text.config import ConfigError, RealtimeSettings, Settings, load_settings
@@ -340,9 +340,8 @@ async def addon_server(
     options = {**full_options(), "realtime_url": sim.url, "satellites": [], "wake_uri": ""}
     config = addon.config_from_options(options)
     config["realtime"]["warm_sessions"] = 0
-    server = await start_server(tmp, config, "--debug")
-    yield server
-    assert await stop_server(server) == 0, server.log()
+    async with running_server(tmp, config, "--debug") as server:
+        yield server
 
 
 async def healthcheck(*args: str) -> tuple[int, str, float]:

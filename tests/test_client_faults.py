@@ -19,9 +19,8 @@ from harness import (
     raw_exchange,
     read_until_closed,
     rss_kib,
+    running_server,
     server_config,
-    start_server,
-    stop_server,
     tone,
 )
 from wyoming.asr import Transcribe, Transcript
@@ -57,9 +56,8 @@ async def server(
         audio={"stall_seconds": STALL},
         realtime={"response_timeout": 10},
     )
-    process = await start_server(tmp_path_factory.mktemp("faults"), config)
-    yield process
-    assert await stop_server(process) == 0, process.log()
+    async with running_server(tmp_path_factory.mktemp("faults"), config) as process:
+        yield process
 
 
 def codes(events: list[Event]) -> list[str | None]:

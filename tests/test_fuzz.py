@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from harness import ServerProcess, raw_exchange, rss_kib, server_config, start_server, stop_server
+from harness import ServerProcess, raw_exchange, rss_kib, running_server, server_config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -237,9 +237,8 @@ async def server(
         audio={"stall_seconds": 1},
         realtime={"response_timeout": 2},
     )
-    process = await start_server(tmp_path_factory.mktemp("fuzz"), config)
-    yield process
-    assert await stop_server(process) == 0, process.log()
+    async with running_server(tmp_path_factory.mktemp("fuzz"), config) as process:
+        yield process
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

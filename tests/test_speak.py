@@ -16,6 +16,7 @@ from harness import (
     FALLBACK,
     ServerProcess,
     free_port,
+    running_server,
     server_config,
     start_server,
     stop_server,
@@ -86,11 +87,10 @@ async def hub(
         tts={"uri": tts.uri, "voice": "sim-voice"},
     )
     config["satellites"] = [{"uri": s.uri, "name": s.name} for s in satellites]
-    server = await start_server(tmp_path_factory.mktemp("hub"), config)
-    for sat in satellites:
-        await sat.wait_connected(10)
-    yield server
-    assert await stop_server(server) == 0, server.log()
+    async with running_server(tmp_path_factory.mktemp("hub"), config) as server:
+        for sat in satellites:
+            await sat.wait_connected(10)
+        yield server
 
 
 async def run_pipeline(
