@@ -32,9 +32,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 from wyoming_realtime_text.config import Settings
-from wyoming_realtime_text.realtime.retry import (
-    JITTER,
-)
+from wyoming_realtime_text.realtime.retry import JITTER
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection
 
 # The server fixtures live for the module, so do the black-box tests' event loop.
