@@ -31,7 +31,7 @@ from web_rig import Observed, Samples, start_observed, web_config
 from wyoming_realtime_text import web as live_page
 from wyoming_realtime_text.activity import Activity
 from wyoming_realtime_text.config import ConfigError, parse_settings
-from wyoming_realtime_text.realtime.events import RealtimeError
+from wyoming_realtime_text.realtime.events import CONVERSATION_CLOSED, RealtimeError
 from wyoming_realtime_text.realtime.health import UpstreamHealth
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
 from wyoming_realtime_text.simulator.satellite import SimulatedSatellite
@@ -262,6 +262,15 @@ def test_healthz_masks_the_key_should_a_message_quote_it() -> None:
     assert report["healthy"] is False and report["last_error"]["code"] == "connect_failed"
     assert report["last_error"]["message"] == "cannot reach wss://x/?api-key=***"
     assert health.errors == {"connect_failed": 1}
+
+
+def test_a_turn_cut_off_by_its_conversations_eviction_says_nothing_of_the_api() -> None:
+    health = UpstreamHealth()
+    health.turn_ended("completed", None)
+    health.turn_ended("fallback", CONVERSATION_CLOSED)  # max_conversations, not the API
+    assert health.report("")["healthy"] is True and not health.errors
+    health.turn_ended("fallback", "server_error")
+    assert health.report("")["healthy"] is False
 
 
 @asyncio_test

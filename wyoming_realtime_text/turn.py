@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from .config import Settings
 from .realtime.events import (
+    CONVERSATION_CLOSED,
     FATAL_CODES,
     InputCommitted,
     InputTranscriptDelta,
@@ -167,7 +168,7 @@ class Turn:
         closed under it), so the answer ends with the fallback text rather than nothing.
         """
         if fallback:
-            self._cancelled_as = (Outcome.FALLBACK, "conversation_closed")
+            self._cancelled_as = (Outcome.FALLBACK, CONVERSATION_CLOSED)
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

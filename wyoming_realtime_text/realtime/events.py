@@ -111,6 +111,9 @@ class UpstreamError:
 
 
 FATAL_CODES = frozenset({"invalid_api_key", "insufficient_quota", "account_deactivated"})
+# A turn's fallback reason that is ours, not the API's: its conversation was closed under it
+# (evicted past max_conversations, or idle), so it says nothing about the API's health.
+CONVERSATION_CLOSED = "conversation_closed"
 
 RealtimeEvent = (
     SessionUpdated

@@ -15,7 +15,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .events import FATAL_CODES, RealtimeError, ResponseDone, UpstreamError
+from .events import (
+    CONVERSATION_CLOSED,
+    FATAL_CODES,
+    RealtimeError,
+    ResponseDone,
+    UpstreamError,
+)
 
 if TYPE_CHECKING:
     from .session import RealtimeSession
@@ -81,10 +87,13 @@ class UpstreamHealth:
     # -- reports from turns ---------------------------------------------------------------
 
     def turn_ended(self, outcome: str, reason: str | None) -> None:
-        """An answered turn is a success; one that fell back (error, timeout) a failure."""
+        """An answered turn is a success; one that fell back (error, timeout) a failure.
+
+        A fallback for a reason of our own (its conversation was closed) is neither.
+        """
         if outcome in ("completed", "incomplete"):
             self._ok()
-        elif outcome == "fallback":
+        elif outcome == "fallback" and reason != CONVERSATION_CLOSED:
             code = reason or "fallback"
             if code == "timeout":  # no event says so: the API just went quiet
                 self.count(code, "no complete answer within realtime.response_timeout")
