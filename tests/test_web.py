@@ -349,6 +349,17 @@ def test_the_page_asks_for_everything_by_relative_url() -> None:
     assert not re.search(r"""(?:src|href|action)\s*=\s*["']/""", page)
 
 
+@asyncio_test
+async def test_the_page_may_be_framed_by_its_own_origin_only(observed: Observed) -> None:
+    """Ingress shows the page in an iframe of Home Assistant's frontend, which is the page's
+    own origin there; any other site framing it (clickjacking) stays refused."""
+    async with aiohttp.ClientSession() as session, session.get(observed.url + "/") as response:
+        policy = response.headers["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["frame-ancestors"] == "'self'"
+    assert directives["default-src"] == "'none'"
+
+
 # --- config and start-up -------------------------------------------------------------------
 
 

@@ -47,7 +47,7 @@ def _page() -> tuple[bytes, str]:
     }
     policy = (
         f"default-src 'none'; style-src {hashes['style']}; script-src {hashes['script']}; "
-        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
     )
     return text.encode(), policy
 
