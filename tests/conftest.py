@@ -18,7 +18,7 @@ def dialect(request: pytest.FixtureRequest) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sim() -> AsyncIterator[RealtimeSimulator]:
-    async with RealtimeSimulator(host="127.0.0.1", port=0) as simulator:
+    async with RealtimeSimulator(host="127.0.0.1", port=0, serve_beta=True) as simulator:
         yield simulator
 
 

@@ -34,7 +34,7 @@ def settings_for(
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[RealtimeSimulator]:
-    async with RealtimeSimulator() as simulator:
+    async with RealtimeSimulator(serve_beta=True) as simulator:
         yield simulator
 
 

@@ -36,7 +36,8 @@ pytestmark = pytest.mark.timeout(15)
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RealtimeSimulator]:
-    async with RealtimeSimulator() as server:
+    # A compatible server that still serves beta (api.openai.com refuses it: see below).
+    async with RealtimeSimulator(serve_beta=True) as server:
         yield server
 
 
@@ -469,7 +470,7 @@ async def test_reject_handshake(sim: RealtimeSimulator, status: int) -> None:
 
 
 async def test_paths_and_http_auth() -> None:
-    async with RealtimeSimulator(api_key="sk-right") as sim:
+    async with RealtimeSimulator(api_key="sk-right", serve_beta=True) as sim:
         with pytest.raises(InvalidStatus) as info:
             async with client(sim, key="sk-wrong"):
                 pass
@@ -484,6 +485,26 @@ async def test_paths_and_http_auth() -> None:
             assert created["session"]["model"] == "my-deployment"
         async with client(sim, "beta", key="sk-right", path="/openai/realtime"):
             pass
+
+
+async def test_beta_is_refused_as_api_openai_com_does_now() -> None:
+    """Since May 2026: one error event beta_api_shape_disabled, then close 4000."""
+    async with RealtimeSimulator() as sim:
+        headers = {"Authorization": "Bearer sk-any", "OpenAI-Beta": "realtime=v1"}
+        url = sim.url + "?model=gpt-4o-realtime-preview"
+        async with connect(url, additional_headers=headers) as ws:
+            error = json.loads(await ws.recv())
+            assert error["type"] == "error"
+            assert error["error"]["code"] == "beta_api_shape_disabled"
+            assert error["error"]["type"] == "invalid_request_error"
+            assert "/v1/realtime" in error["error"]["message"]
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 4000
+            assert info.value.rcvd.reason == "invalid_request_error.beta_api_shape_disabled"
+        ga = {"Authorization": "Bearer sk-any"}
+        async with connect(sim.url + "?model=gpt-realtime", additional_headers=ga) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"  # GA is served
 
 
 async def test_auth_failure_as_event() -> None:
@@ -553,8 +574,8 @@ async def test_stop_closes_connections_and_leaves_no_task() -> None:
     before = asyncio.all_tasks()
     sim = RealtimeSimulator(scenario=Scenario(silent=True, transcription_delay=30))
     await sim.start()
-    async with client(sim, "beta") as c:
-        await c.update(WITH_TRANSCRIPTION["beta"])
+    async with client(sim, "ga") as c:
+        await c.update(WITH_TRANSCRIPTION["ga"])
         await c.append(pcm(200))
         await c.send("input_audio_buffer.commit")
         await c.send("response.create")

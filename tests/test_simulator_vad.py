@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(15)
 
 @pytest.fixture
 async def sim() -> AsyncIterator[RealtimeSimulator]:
-    async with RealtimeSimulator() as server:
+    async with RealtimeSimulator(serve_beta=True) as server:
         yield server
 
 

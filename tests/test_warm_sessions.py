@@ -18,7 +18,7 @@ from wyoming_realtime_text.turn import Outcome
 
 @pytest_asyncio.fixture
 async def sim() -> AsyncIterator[RealtimeSimulator]:
-    async with RealtimeSimulator() as simulator:
+    async with RealtimeSimulator(serve_beta=True) as simulator:
         yield simulator
 
 

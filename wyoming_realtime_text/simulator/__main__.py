@@ -18,7 +18,7 @@ from .server import RealtimeSimulator
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wyoming-realtime-simulator",
-        description="Simulated OpenAI Realtime API (beta and GA dialects) on a local WebSocket.",
+        description="Simulated OpenAI Realtime API (GA; beta on request) on a local WebSocket.",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=10312)
@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reply", default=None, help="assistant reply (default: echo the input)")
     parser.add_argument("--first-token-delay", type=float, default=0.0, metavar="S")
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
+    parser.add_argument(
+        "--serve-beta",
+        action="store_true",
+        help="serve the beta interface (OpenAI-Beta: realtime=v1) like a compatible server; "
+        "by default a beta handshake is refused, as api.openai.com does since May 2026",
+    )
     parser.add_argument("--debug", action="store_true", help="log every event")
     return parser
 
@@ -41,7 +47,12 @@ async def _serve(args: argparse.Namespace) -> int:
         first_token_delay=args.first_token_delay,
     )
     sim = RealtimeSimulator(
-        host=args.host, port=args.port, api_key=args.api_key, scenario=scenario, record_limit=1000
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        scenario=scenario,
+        record_limit=1000,
+        serve_beta=args.serve_beta,
     )
     await sim.start()
     stop = asyncio.Event()

@@ -27,6 +27,12 @@ DEFAULT_MODEL: dict[Dialect, str] = {"beta": "gpt-4o-realtime-preview", "ga": "g
 SESSION_MINUTES: dict[Dialect, int] = {"beta": 30, "ga": 60}
 # Close code and reason the live GA server uses after an authentication error event.
 AUTH_CLOSE_CODE = 3000
+# A beta handshake on api.openai.com since about 2026-05-12: one error, then close 4000.
+BETA_DISABLED_CODE = "beta_api_shape_disabled"
+BETA_DISABLED_MESSAGE = (
+    "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API."
+)
+BETA_DISABLED_CLOSE_CODE = 4000
 
 DEFAULT_INSTRUCTIONS = (
     "Your knowledge cutoff is 2023-10. You are a helpful, witty, and friendly AI. Act like a "

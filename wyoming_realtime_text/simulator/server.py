@@ -68,12 +68,17 @@ class RealtimeSimulator:
         scenario: Scenario | None = None,
         record_limit: int | None = None,
         dialect: p.Dialect | None = None,
+        serve_beta: bool = False,
     ) -> None:
         self.host = host
         # None: the dialect follows the OpenAI-Beta header, as api.openai.com does. A fixed
         # dialect plays a server that speaks only one, whatever the client sends (e.g. an
         # Azure preview deployment, or a GA-only endpoint).
         self.dialect = dialect
+        # api.openai.com refuses the beta interface (since May 2026): a beta handshake is
+        # accepted, answered with one error and closed. True plays a compatible server that
+        # still serves it. A fixed dialect="beta" is such a server too.
+        self.serve_beta = serve_beta or dialect == "beta"
         self.port = port
         self.api_key = api_key  # None: any key (or none) is accepted
         self.scenario = scenario or Scenario()
@@ -196,6 +201,9 @@ class SimConnection(ConversationMixin):
             if not self.sim.key_ok(self.headers):  # only reached with auth_failure="event"
                 await self._reject_key()
                 return
+            if self.dialect == "beta" and not self.sim.serve_beta:
+                await self._refuse_beta()
+                return
             await self.send({"type": "session.created", "session": self.session})
             async for message in self.ws:
                 await self._on_message(message)
@@ -273,6 +281,13 @@ class SimConnection(ConversationMixin):
             "https://platform.openai.com/account/api-keys.",
         )
         await self.ws.close(p.AUTH_CLOSE_CODE, "invalid_request_error.invalid_api_key")
+
+    async def _refuse_beta(self) -> None:
+        """What api.openai.com answers a beta handshake with since the beta was shut down."""
+        await self.error(p.BETA_DISABLED_CODE, p.BETA_DISABLED_MESSAGE)
+        await self.ws.close(
+            p.BETA_DISABLED_CLOSE_CODE, f"invalid_request_error.{p.BETA_DISABLED_CODE}"
+        )
 
     async def _on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
