@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from wyoming_realtime_text.config import RealtimeSettings
 from wyoming_realtime_text.realtime.dialect import BETA, GA, parse
 from wyoming_realtime_text.realtime.events import (
     InputTranscriptDone,
@@ -12,19 +15,53 @@ from wyoming_realtime_text.realtime.events import (
 )
 
 
+def settings(**changes: object) -> RealtimeSettings:
+    return dataclasses.replace(RealtimeSettings(instructions="be brief"), **changes)
+
+
 def test_session_update_is_text_only_in_each_dialect() -> None:
-    beta = BETA.session_update("be brief", "whisper-1", "ja", 200)["session"]
+    beta = BETA.session_update(
+        settings(transcription_model="whisper-1", max_output_tokens=200), "ja", ("ja", "en")
+    )["session"]
     assert beta["modalities"] == ["text"]
     assert beta["turn_detection"] is None
     assert beta["input_audio_transcription"] == {"model": "whisper-1", "language": "ja"}
-    assert "type" not in beta and "output_modalities" not in beta
+    assert beta["max_response_output_tokens"] == 200
+    assert "type" not in beta and "output_modalities" not in beta and "reasoning" not in beta
 
-    ga = GA.session_update("be brief", "gpt-4o-transcribe", None, None)["session"]
+    ga = GA.session_update(settings(max_output_tokens=None), None)["session"]
     assert ga["type"] == "realtime"
     assert ga["output_modalities"] == ["text"]
     assert ga["audio"]["input"]["turn_detection"] is None
     assert ga["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert ga["max_output_tokens"] == "inf"
     assert "modalities" not in ga
+
+
+def test_reasoning_effort_goes_to_the_reasoning_models_only() -> None:
+    for model in ("gpt-realtime-2", "gpt-realtime-2.1", "gpt-realtime-2.1-mini"):
+        session = GA.session_update(settings(model=model, reasoning_effort="low"), "en")
+        assert session["session"]["reasoning"] == {"effort": "low"}, model
+    for model in ("gpt-realtime", "gpt-realtime-2025-08-28", "my-azure-deployment"):
+        session = GA.session_update(settings(model=model, reasoning_effort="low"), "en")
+        assert "reasoning" not in session["session"], model
+    unset = GA.session_update(settings(model="gpt-realtime-2.1", reasoning_effort=None), "en")
+    assert "reasoning" not in unset["session"]
+    assert settings().reasoning_effort == "minimal"  # the default: the fastest first word
+
+
+def test_possible_languages_go_to_the_models_that_take_them() -> None:
+    for model in ("gpt-live-transcribe", "gpt-transcribe"):
+        session = GA.session_update(settings(transcription_model=model), "de", ("en", "de"))
+        transcription = session["session"]["audio"]["input"]["transcription"]
+        assert transcription == {"model": model, "language": "de", "languages": ["en", "de"]}
+        update = GA.transcription_update(model, "en", ("en", "de"))
+        assert update["session"]["audio"]["input"]["transcription"]["languages"] == ["en", "de"]
+    older = GA.session_update(settings(transcription_model="gpt-4o-transcribe"), None, ("en",))
+    assert older["session"]["audio"]["input"]["transcription"] == {"model": "gpt-4o-transcribe"}
+    assert BETA.transcription_update("gpt-live-transcribe", "en", ("en",))["session"] == {
+        "input_audio_transcription": {"model": "gpt-live-transcribe", "language": "en"}
+    }
 
 
 def test_response_create_repeats_text_only() -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import secrets
 import sys
@@ -20,6 +21,7 @@ from .discovery import DEFAULT_NAME, Announcer
 from .handler import handler_factory
 from .limits import Connections, StopSignals
 from .realtime.health import UPSTREAM
+from .realtime.models import startup_warnings
 from .satellites import SatelliteHub
 
 _LOGGER = logging.getLogger("wyoming_realtime_text")
@@ -129,6 +131,8 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
     """Run until SIGTERM/SIGINT; then drain the connections and close every upstream session."""
     signals = StopSignals()
     signals.install()
+    for warning in startup_warnings(settings.realtime, datetime.date.today()):
+        _LOGGER.warning("%s", warning)
     async with contextlib.AsyncExitStack() as stack:
         if use_simulator:
             from .simulator import RealtimeSimulator  # only for trials: never on the real path

@@ -41,6 +41,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "auth": ("realtime", "auth"),
     "instructions": ("realtime", "instructions"),
     "transcription_model": ("realtime", "transcription_model"),
+    "reasoning_effort": ("realtime", "reasoning_effort"),
     "warm_sessions": ("realtime", "warm_sessions"),
     "languages": ("languages",),
     "tts_uri": ("tts", "uri"),

@@ -49,12 +49,14 @@ class ServerSettings:
 @dataclass(frozen=True)
 class RealtimeSettings:
     url: str = "wss://api.openai.com/v1/realtime"
-    model: str = "gpt-realtime"
+    model: str = "gpt-realtime-2.1-mini"
     dialect: Literal["ga", "beta"] = "ga"
     api_key: str = field(default="", repr=False)
     auth: Literal["auto", "bearer", "api-key"] = "auto"
     instructions: str = ""
-    transcription_model: str = "gpt-4o-mini-transcribe"
+    transcription_model: str = "gpt-live-transcribe"
+    # Sent to the reasoning models (gpt-realtime-2.x) only; None: the API's default (low).
+    reasoning_effort: Literal["minimal", "low", "medium", "high", "xhigh"] | None = "minimal"
     max_output_tokens: int | None = 1024
     connect_timeout: float = 10.0
     response_timeout: float = 30.0

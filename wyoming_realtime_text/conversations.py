@@ -25,8 +25,9 @@ from .activity import Activity
 from .config import Settings
 from .realtime.dialect import turn_detection
 from .realtime.events import RealtimeError
+from .realtime.models import base_language, language_hints
 from .realtime.pool import SessionPool, too_old
-from .realtime.session import RealtimeSession
+from .realtime.session import DialectChoice, RealtimeSession
 from .turn import Outcome, Turn
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,11 +38,6 @@ _ids = itertools.count(1)
 def normalise(text: str) -> str:
     """How an agent request's text is matched to a parked turn's transcript."""
     return " ".join(text.split()).casefold()
-
-
-def base_language(language: str | None) -> str | None:
-    """'en-US' → 'en': transcription models take ISO-639-1 codes."""
-    return language.split("-")[0].split("_")[0].lower() if language else None
 
 
 @dataclass(eq=False)
@@ -165,15 +161,18 @@ class Assistant:
         self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         vad = settings.turn_detection
+        dialect = DialectChoice(settings.realtime.dialect)  # one API: one answer on beta
+        languages = tuple(language_hints(settings.languages))
+        warm = settings.realtime.warm_sessions
         self.pools = {
-            False: SessionPool(settings.realtime, settings.realtime.warm_sessions),
+            False: SessionPool(settings.realtime, warm, dialect=dialect, languages=languages),
             True: SessionPool(
                 settings.realtime,
                 # Streamed turns (satellites, run-pipeline clients): one per satellite more.
-                settings.realtime.warm_sessions + len(settings.satellites)
-                if settings.realtime.warm_sessions
-                else 0,
+                warm + len(settings.satellites) if warm else 0,
                 turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
+                dialect=dialect,
+                languages=languages,
             ),
         }
 

@@ -7,9 +7,11 @@ events are read liberally (both spellings), because compatible servers mix them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import RealtimeSettings
 from .events import (
     InputCommitted,
     InputTranscriptDelta,
@@ -26,6 +28,7 @@ from .events import (
     TextDone,
     UpstreamError,
 )
+from .models import takes_languages, takes_reasoning
 
 # Audio that the API sends despite text-only. Matched on the raw message so that these
 # events are counted and dropped without ever being parsed or decoded.
@@ -47,34 +50,32 @@ class Dialect:
 
     def session_update(
         self,
-        instructions: str,
-        transcription_model: str,
+        settings: RealtimeSettings,
         language: str | None,
-        max_output_tokens: int | None,
+        languages: Sequence[str] = (),
         turn_detection: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Text-only output, pcm16 24 kHz input, input transcription on.
 
         Turn detection is off unless given; when on it must never create responses itself
         (`create_response: false`), or they would come with the session's defaults.
+        `languages`: the languages users may speak (a hint for the models that take it).
         """
-        transcription: dict[str, Any] = {"model": transcription_model}
-        if language:
-            transcription["language"] = language
+        transcription = self._transcription(settings.transcription_model, language, languages)
         if self.name == "beta":
             session: dict[str, Any] = {
                 "modalities": ["text"],
-                "instructions": instructions,
+                "instructions": settings.instructions,
                 "input_audio_format": "pcm16",
                 "input_audio_transcription": transcription,
                 "turn_detection": turn_detection,
-                "max_response_output_tokens": max_output_tokens or "inf",
+                "max_response_output_tokens": settings.max_output_tokens or "inf",
             }
         else:
             session = {
                 "type": "realtime",
                 "output_modalities": ["text"],
-                "instructions": instructions,
+                "instructions": settings.instructions,
                 "audio": {
                     "input": {
                         "format": {"type": "audio/pcm", "rate": 24000},
@@ -82,13 +83,17 @@ class Dialect:
                         "turn_detection": turn_detection,
                     }
                 },
-                "max_output_tokens": max_output_tokens or "inf",
+                "max_output_tokens": settings.max_output_tokens or "inf",
             }
+            if settings.reasoning_effort and takes_reasoning(settings.model):
+                session["reasoning"] = {"effort": settings.reasoning_effort}
         return {"type": "session.update", "session": session}
 
-    def transcription_update(self, model: str, language: str) -> dict[str, Any]:
+    def transcription_update(
+        self, model: str, language: str, languages: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Only the transcription settings, for a session that is already configured."""
-        transcription = {"model": model, "language": language}
+        transcription = self._transcription(model, language, languages)
         if self.name == "beta":
             return {
                 "type": "session.update",
@@ -96,6 +101,17 @@ class Dialect:
             }
         session = {"type": "realtime", "audio": {"input": {"transcription": transcription}}}
         return {"type": "session.update", "session": session}
+
+    def _transcription(
+        self, model: str, language: str | None, languages: Sequence[str]
+    ) -> dict[str, Any]:
+        """The transcription object; `languages` only where the model takes it (GA only)."""
+        transcription: dict[str, Any] = {"model": model}
+        if language:
+            transcription["language"] = language
+        if languages and self.name == "ga" and takes_languages(model):
+            transcription["languages"] = list(languages)
+        return transcription
 
     def assistant_text_item(self, text: str) -> dict[str, Any]:
         """An earlier answer, re-seeded as the assistant's text message."""

@@ -111,6 +111,8 @@ class UpstreamError:
 
 
 FATAL_CODES = frozenset({"invalid_api_key", "insufficient_quota", "account_deactivated"})
+# api.openai.com's answer to a beta handshake since May 2026 (then it closes with 4000).
+BETA_REFUSED = "beta_api_shape_disabled"
 # A turn's fallback reason that is ours, not the API's: its conversation was closed under it
 # (evicted past max_conversations, or idle), so it says nothing about the API's health.
 CONVERSATION_CLOSED = "conversation_closed"

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import RealtimeSettings
 from .events import RealtimeError
-from .session import RealtimeSession
+from .session import DialectChoice, RealtimeSession
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,10 +41,15 @@ class SessionPool:
         settings: RealtimeSettings,
         size: int,
         turn_detection: dict[str, Any] | None = None,
+        *,
+        dialect: DialectChoice | None = None,
+        languages: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.size = size
         self.turn_detection = turn_detection
+        self.dialect = dialect or DialectChoice(settings.dialect)
+        self.languages = languages
         self._spares: list[RealtimeSession] = []
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -81,7 +86,13 @@ class SessionPool:
         await asyncio.gather(*(s.close() for s in spares), return_exceptions=True)
 
     def _new(self, language: str | None) -> RealtimeSession:
-        return RealtimeSession(self.settings, language=language, turn_detection=self.turn_detection)
+        return RealtimeSession(
+            self.settings,
+            language=language,
+            languages=self.languages,
+            turn_detection=self.turn_detection,
+            dialect=self.dialect,
+        )
 
     async def _fill_forever(self) -> None:
         """Top the pool up whenever a spare was taken, died or grew old."""

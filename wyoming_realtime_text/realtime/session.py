@@ -23,8 +23,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from .. import __version__
 from ..config import RealtimeSettings, redact_url
-from .dialect import AUDIO_DELTA_TYPES, DIALECTS, parse, user_text_item
+from .dialect import AUDIO_DELTA_TYPES, BETA, DIALECTS, GA, Dialect, parse, user_text_item
 from .events import (
+    BETA_REFUSED,
     ItemAdded,
     RealtimeError,
     RealtimeEvent,
@@ -39,6 +40,7 @@ from .health import UPSTREAM
 _LOGGER = logging.getLogger(__name__)
 _TYPE_HEAD = re.compile(r'"type"\s*:\s*"([^"]+)"')
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+BETA_CLOSE_CODE = 4000  # with the reason invalid_request_error.beta_api_shape_disabled
 
 
 def session_url(settings: RealtimeSettings) -> str:
@@ -61,6 +63,35 @@ def auth_headers(settings: RealtimeSettings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.api_key}"}
 
 
+class DialectChoice:
+    """The dialect this server's sessions speak: the configured one, until beta is refused.
+
+    api.openai.com shut the beta interface down (May 2026): a beta handshake gets one error
+    `beta_api_shape_disabled` and a close 4000. Asking again in beta would fail the same way
+    forever, so the first refusal moves every session after it to GA, with one warning.
+    Until a beta session has opened or been refused, beta sessions open one at a time: a burst
+    of them (both warm pools at start-up, several clients at once) costs one refused
+    handshake, not one each. Shared by every pool of one server (one API, one answer).
+    """
+
+    def __init__(self, configured: str) -> None:
+        self.current: Dialect = DIALECTS[configured]
+        self.settled = self.current is not BETA  # GA needs no finding out
+        self.lock = asyncio.Lock()
+
+    def beta_works(self) -> None:
+        self.settled = True
+
+    def beta_refused(self) -> None:
+        if self.current is BETA:
+            _LOGGER.warning(
+                "The Realtime API refused the beta interface (%s): using GA from now on. "
+                "Set realtime.dialect: ga in the config (beta is for compatible servers only)",
+                BETA_REFUSED,
+            )
+        self.current, self.settled = GA, True
+
+
 class RealtimeSession:
     """A configured, text-only Realtime session: send requests, receive parsed events."""
 
@@ -69,12 +100,16 @@ class RealtimeSession:
         settings: RealtimeSettings,
         *,
         language: str | None = None,
+        languages: tuple[str, ...] = (),
         turn_detection: dict[str, Any] | None = None,
+        dialect: DialectChoice | None = None,
     ) -> None:
         self.settings = settings
         self.turn_detection = turn_detection
-        self.dialect = DIALECTS[settings.dialect]
+        self._choice = dialect or DialectChoice(settings.dialect)
+        self.dialect = self._choice.current
         self.language = language
+        self.languages = languages  # what users may speak: a hint for the transcription model
         self.audio_deltas_dropped = 0
         self.text_only_confirmed = False
         self.opened_at = 0.0
@@ -91,16 +126,36 @@ class RealtimeSession:
     async def open(self) -> None:
         """Connect, configure text-only and wait for the server to confirm it."""
         try:
-            await self._open()
+            await self._open_in_dialect()
         except RealtimeError as err:
             UPSTREAM.unreachable(err)
             raise
         UPSTREAM.opened(self)
 
+    async def _open_in_dialect(self) -> None:
+        """Open in the server's dialect; beta refused: at once again in GA (see DialectChoice)."""
+        choice = self._choice
+        if not choice.settled:
+            async with choice.lock:
+                if not choice.settled:
+                    self.dialect = choice.current
+                    try:
+                        await self._open()
+                    except RealtimeError as err:
+                        if err.code != BETA_REFUSED:
+                            raise
+                        choice.beta_refused()
+                    else:
+                        choice.beta_works()
+                        return
+        self.dialect = choice.current
+        await self._open()
+
     async def _open(self) -> None:
         url = session_url(self.settings)
         headers = {**auth_headers(self.settings), **self.dialect.headers}
         opened = False
+        self._lost_seen = False
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
                 self._ws = await connect(
@@ -116,11 +171,7 @@ class RealtimeSession:
                 _LOGGER.debug("Connected to %s (%s dialect)", redact_url(url), self.dialect.name)
                 await self.send(
                     self.dialect.session_update(
-                        self.settings.instructions,
-                        self.settings.transcription_model,
-                        self.language,
-                        self.settings.max_output_tokens,
-                        self.turn_detection,
+                        self.settings, self.language, self.languages, self.turn_detection
                     )
                 )
                 await self._await_session_updated()
@@ -151,7 +202,7 @@ class RealtimeSession:
                     )
                 return
             if isinstance(event, UpstreamError):
-                if event.fatal:
+                if event.fatal or event.code == BETA_REFUSED:
                     raise RealtimeError(event.code, event.message)
                 _LOGGER.warning(
                     "The Realtime API rejected our session settings (%s: %s); check "
@@ -206,7 +257,7 @@ class RealtimeSession:
         if language != self.language:
             self.language = language
             model = self.settings.transcription_model
-            await self.send(self.dialect.transcription_update(model, language))
+            await self.send(self.dialect.transcription_update(model, language, self.languages))
 
     async def add_history(self, turns: list[tuple[str, str]]) -> list[str | None]:
         """Re-seed earlier (question, answer) turns into a new session; their new item ids.
@@ -326,4 +377,7 @@ def _closed_error(err: ConnectionClosed) -> RealtimeError:
     frame = err.rcvd
     code = frame.code if frame else 1006
     reason = frame.reason if frame and frame.reason else "connection lost"
-    return RealtimeError("closed", f"the Realtime API closed the session ({code}: {reason})")
+    message = f"the Realtime API closed the session ({code}: {reason})"
+    if code == BETA_CLOSE_CODE and BETA_REFUSED in reason:  # its error event went unread
+        return RealtimeError(BETA_REFUSED, message)
+    return RealtimeError("closed", message)

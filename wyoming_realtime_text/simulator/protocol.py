@@ -117,7 +117,7 @@ SESSION_KEYS: dict[Dialect, frozenset[str]] = {
     ),
     "ga": _words(
         "type output_modalities instructions audio tools tool_choice max_output_tokens "
-        "tracing truncation prompt include model"
+        "tracing truncation prompt include model reasoning parallel_tool_calls"
     ),
 }
 GA_AUDIO_KEYS: dict[str, frozenset[str]] = {
