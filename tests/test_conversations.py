@@ -64,24 +64,90 @@ async def test_history_is_bounded_by_deleting_old_items(sim: RealtimeSimulator) 
         await assistant.close()
 
 
-async def test_idle_conversations_and_unclaimed_answers_are_closed(sim: RealtimeSimulator) -> None:
-    assistant = Assistant(settings_for(sim, idle_seconds=60, claim_seconds=30))
+async def test_idle_conversations_are_closed(sim: RealtimeSimulator) -> None:
+    assistant = Assistant(settings_for(sim, idle_seconds=60))
     try:
         await (await assistant.answer("hello", "idle-one", "en")).wait()
-        spoken = await speak(assistant)
-        await spoken.wait()
-        await asyncio.sleep(0.05)
-        assert len(sim.connections) == 2 and not any(c.closed for c in sim.connections)
-
-        await assistant.sweep(now=time.monotonic() + 45)  # past the claim, not the idle time
+        await assistant.sweep(now=time.monotonic() + 45)  # not idle long enough yet
         await asyncio.sleep(0.1)
-        assert [c.closed for c in sim.connections] == [False, True]
-        assert (await assistant.answer(spoken.transcript.text, None, "en")) is not spoken
-
+        assert "idle-one" in assistant.conversations and not sim.connections[0].closed
         await assistant.sweep(now=time.monotonic() + 3600)
         await asyncio.sleep(0.1)
         assert "idle-one" not in assistant.conversations
         assert sim.connections[0].closed
+    finally:
+        await assistant.close()
+
+
+async def test_an_unclaimed_answer_is_given_up_at_the_claim_window(sim: RealtimeSimulator) -> None:
+    """HA answered the command itself ("prefer handling commands locally"): nobody asks.
+
+    The answer still streaming is cancelled upstream within claim_seconds, its session is
+    closed, the page shows it as not asked, and a request arriving later is asked anew.
+    """
+    sim.scenario = Scenario(reply="A long answer " + "and more " * 40, delta_delay=0.05)
+    assistant = Assistant(settings_for(sim, claim_seconds=0.3))
+    ended: list[str] = []
+    assistant.activity.on_end.append(lambda turn: ended.append(turn.ending))
+    try:
+        spoken = await speak(assistant)
+        assistant.activity.track("10.0.0.2:5000", spoken)
+        await spoken.transcript.wait()
+        await asyncio.wait_for(spoken.wait(), 2)
+        await asyncio.sleep(0.1)
+        (conn,) = sim.connections
+        assert "response.cancel" in [e["type"] for e in conn.received]
+        assert conn.closed
+        assert spoken.claim.asked is False and spoken.ending == "unclaimed"
+        assert ended == ["unclaimed"]
+        (record,) = assistant.activity.snapshot()["turns"]
+        assert record["status"] == "unclaimed" and record["answer"] == ""
+        assert record["transcript"] == "Turn on the kitchen light."
+        late = await assistant.answer(spoken.transcript.text, "c-late", "en")
+        assert late is not spoken
+    finally:
+        await assistant.close()
+
+
+async def test_a_conversation_without_an_id_ends_with_its_turn(sim: RealtimeSimulator) -> None:
+    """HA up to 2025.6 sends no conversation_id: nobody can follow up, so nothing is kept."""
+    assistant = Assistant(settings_for(sim))
+    try:
+        typed = await assistant.answer("What time is it?", None, "en")
+        await typed.wait()
+        spoken = await speak(assistant)
+        await spoken.transcript.wait()
+        claimed = await assistant.answer(spoken.transcript.text, None, "en")
+        assert claimed is spoken and spoken.claim.asked is True
+        await claimed.wait()
+        await asyncio.sleep(0.1)
+        assert typed.outcome is claimed.outcome is Outcome.COMPLETED
+        assert assistant.conversations == {}
+        assert len(sim.connections) == 2 and all(c.closed for c in sim.connections)
+    finally:
+        await assistant.close()
+
+
+async def test_a_spoken_follow_up_appears_once_as_its_own_conversations_turn(
+    sim: RealtimeSimulator,
+) -> None:
+    """HA 2025.7+: the follow-up's started answer is dropped and its words asked again in
+    the conversation that has the history; the page shows that turn only."""
+    sim.scenario = Scenario(transcript="And tomorrow?")
+    assistant = Assistant(settings_for(sim))
+    try:
+        await (await assistant.answer("Weather today?", "conv-1", "en")).wait()
+        spoken = await speak(assistant)
+        assistant.activity.track("10.0.0.2:5000", spoken)
+        await spoken.transcript.wait()
+        follow_up = await assistant.answer("And tomorrow?", "conv-1", "en")
+        assistant.activity.track("10.0.0.2:5001", follow_up)
+        assert follow_up is not spoken and spoken.claim.asked is False
+        await follow_up.wait()
+        await asyncio.sleep(0.1)
+        turns = assistant.activity.snapshot()["turns"]
+        assert [(t["transcript"], t["status"]) for t in turns] == [("And tomorrow?", "done")]
+        assert sim.connections[1].closed  # the spoken turn's own session
     finally:
         await assistant.close()
 

@@ -24,17 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .stream import TextStream
-from .turn import Outcome, Turn
+from .turn import UNCLAIMED, Outcome, Turn
 
 PER_CLIENT = 20
 TOTAL = 100
 _ADDRESS = re.compile(r"(\S+):\d+")  # a connection's label, "HOST:PORT"
 STATUS = {
-    Outcome.COMPLETED: "done",
-    Outcome.INCOMPLETE: "incomplete",
-    Outcome.FALLBACK: "fallback",
-    Outcome.CANCELLED: "cancelled",
-    Outcome.NO_SPEECH: "no_speech",
+    Outcome.COMPLETED.value: "done",
+    Outcome.INCOMPLETE.value: "incomplete",
+    Outcome.FALLBACK.value: "fallback",
+    Outcome.CANCELLED.value: "cancelled",
+    Outcome.NO_SPEECH.value: "no_speech",
+    UNCLAIMED: "unclaimed",  # Home Assistant never asked for the answer (it answered itself)
 }
 
 
@@ -42,6 +43,12 @@ def client_name(label: str) -> str:
     """The page's name for a pipeline's label: a connection's host, a satellite's label."""
     address = _ADDRESS.fullmatch(label)
     return address.group(1) if address else label
+
+
+def _told(turn: Turn) -> str:
+    """The answer as far as anyone asked for it: none while Home Assistant has not claimed
+    it (it may answer the command itself), so an answer nobody heard is never shown."""
+    return turn.answer.text if turn.claim.asked else ""
 
 
 def first_text_delay(turn: Turn) -> float | None:
@@ -71,8 +78,8 @@ class TurnRecord:
 
     def finish(self, turn: Turn) -> None:
         """Keep the text and how it ended; let the Turn go."""
-        self.transcript, self.answer = turn.transcript.text, turn.answer.text.strip()
-        self.status = STATUS[turn.outcome or Outcome.FALLBACK]
+        self.transcript, self.answer = turn.transcript.text, _told(turn).strip()
+        self.status = STATUS[turn.ending]
         self.reason, self.dropped = turn.reason, turn.audio_deltas_dropped
         self.seconds = time.monotonic() - self.began
         self.first_text = first_text_delay(turn)
@@ -85,7 +92,7 @@ class TurnRecord:
             "client": self.client,
             "started": self.started,
             "transcript": turn.transcript.text if turn else self.transcript,
-            "answer": turn.answer.text if turn else self.answer,
+            "answer": _told(turn) if turn else self.answer,
             "status": self.status,
             "reason": self.reason,
             "dropped": turn.audio_deltas_dropped if turn else self.dropped,
@@ -180,6 +187,12 @@ class Activity:
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
 
+    def forget(self, turn: Turn) -> None:
+        """Take `turn` off the page: its utterance is shown as another turn (asked again)."""
+        record = self._live.get(turn)
+        if record is not None and record.id in self._records:
+            self._forget(record)
+
     # -- reading --------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -253,6 +266,7 @@ class Activity:
                 self._watch(record, turn.transcript), self._watch(record, turn.answer)
             )
             await _ended(turn)
+            await turn.claim.wait()  # an answer started for HA: until it is claimed or not
         finally:
             record.finish(turn)
             del self._live[turn]

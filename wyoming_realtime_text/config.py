@@ -74,7 +74,7 @@ class AudioSettings:
 @dataclass(frozen=True)
 class ConversationSettings:
     one_round_trip: bool = True
-    claim_seconds: float = 30.0
+    claim_seconds: float = 2.0
     max_turns: int = 10
     idle_seconds: float = 300.0
     max_conversations: int = 50

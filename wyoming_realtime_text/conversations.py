@@ -28,7 +28,7 @@ from .realtime.events import RealtimeError
 from .realtime.models import base_language, language_hints
 from .realtime.pool import SessionPool, too_old
 from .realtime.session import DialectChoice, RealtimeSession
-from .turn import Outcome, Turn
+from .turn import Claim, Outcome, Turn
 
 _LOGGER = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0
@@ -142,11 +142,10 @@ class Conversation:
                 await self.session.close()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Parked:
     turn: Turn
     conversation: Conversation
-    expires: float
 
 
 class Assistant:
@@ -205,30 +204,50 @@ class Assistant:
         self._unbound.add(conversation)
         turn = await conversation.start(respond=respond)
         if respond:
+            turn.claim = Claim(pending=True)
             self._spawn(self._park(turn, conversation))
         else:
             self._spawn(self._close_after(turn, conversation))
         return turn
 
     async def answer(self, text: str, conversation_id: str | None, language: str | None) -> Turn:
-        """The turn answering `text`: a parked spoken turn if it fits, else a typed turn."""
+        """The turn answering `text`: a parked spoken turn if it fits, else a typed turn.
+
+        Without a conversation id (Home Assistant up to 2025.6 sends none) nobody can
+        continue the conversation: it is closed, session and all, once its turn is over.
+        """
         self._ensure_sweeper()
         parked = self._unpark(text)
         existing = self.conversations.get(conversation_id) if conversation_id else None
         if parked is not None:
             if existing is None or not existing.turns:
-                cid = conversation_id or parked.conversation.name
+                parked.turn.claim.decide(True)
                 if existing is not None:
                     self._spawn(existing.close())
-                self._adopt(cid, parked.conversation)
-                self._spawn(parked.conversation.remember(parked.turn))
+                self._keep(conversation_id, parked.conversation, parked.turn)
                 return parked.turn
+            # A follow-up: its answer must come from its own conversation's history. The
+            # utterance is asked again there, so the live page shows it once, as that turn.
             _LOGGER.debug("Follow-up in %s: asking its own session", conversation_id)
+            parked.turn.claim.decide(False)
+            self.activity.forget(parked.turn)
             self._spawn(parked.conversation.close())
-        conversation = self._conversation(conversation_id or f"typed-{next(_ids)}", language)
+        if conversation_id is None:
+            conversation = Conversation(self.settings, self.pools[False], base_language(language))
+        else:
+            conversation = self._conversation(conversation_id, language)
         turn = await conversation.start(respond=True, text=text)
-        self._spawn(conversation.remember(turn))
+        self._keep(conversation_id, conversation, turn)
         return turn
+
+    def _keep(self, conversation_id: str | None, conversation: Conversation, turn: Turn) -> None:
+        """Remember `turn` in its conversation, or close the conversation after it (no id)."""
+        if conversation_id is None:
+            self._spawn(self._close_after(turn, conversation))
+            return
+        if self.conversations.get(conversation_id) is not conversation:
+            self._adopt(conversation_id, conversation)
+        self._spawn(conversation.remember(turn))
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -264,17 +283,37 @@ class Assistant:
             self._spawn(oldest.close(in_use=True))
 
     async def _park(self, turn: Turn, conversation: Conversation) -> None:
-        transcript = await turn.transcript.wait()
-        if conversation not in self._unbound:
-            return  # claimed the moment its transcript was out, or closed
-        self._unbound.discard(conversation)
-        if not transcript.strip():
-            await turn.cancel()
-            await conversation.close()
-            return
-        expires = time.monotonic() + self.settings.conversation.claim_seconds
-        entry = _Parked(turn, conversation, expires)
-        self._parked.setdefault(normalise(transcript), []).append(entry)
+        """Park the answer under its transcript for the agent request; give up after the claim.
+
+        Home Assistant asks within milliseconds of the transcript (a few hundred the first
+        time it loads its intents). Past `claim_seconds` it never will: HA answered the
+        command itself. The answer is then cancelled upstream if still running, and its
+        session closed; a request arriving later still, is asked again as text.
+        """
+        try:
+            transcript = await turn.transcript.wait()
+            if conversation not in self._unbound:
+                return  # claimed the moment its transcript was out, or closed
+            self._unbound.discard(conversation)
+            if not transcript.strip():
+                await turn.cancel()
+                await conversation.close()
+                return
+            entry = _Parked(turn, conversation)
+            key = normalise(transcript)
+            self._parked.setdefault(key, []).append(entry)
+            await asyncio.sleep(self.settings.conversation.claim_seconds)
+            entries = self._parked.get(key, [])
+            if entry in entries:
+                entries.remove(entry)
+                if not entries:
+                    del self._parked[key]
+                _LOGGER.info("Nobody asked for the answer to %r: cancelled", transcript[:80])
+                turn.claim.decide(False)
+                await turn.cancel()
+                await conversation.close()
+        finally:
+            turn.claim.decide(False)  # no-op once claimed
 
     def _unpark(self, text: str) -> _Parked | None:
         key = normalise(text)
@@ -290,7 +329,7 @@ class Assistant:
             done = turn is not None and turn.respond and turn.transcript.done
             if done and normalise(turn.transcript.text) == key:
                 self._unbound.discard(conversation)
-                return _Parked(turn, conversation, 0.0)
+                return _Parked(turn, conversation)
         return None
 
     async def _close_after(self, turn: Turn, conversation: Conversation) -> None:
@@ -313,23 +352,18 @@ class Assistant:
             await self.sweep()
 
     async def sweep(self, now: float | None = None) -> None:
-        """Drop unclaimed parked turns and idle conversations, closing their sessions."""
+        """Close idle conversations and their sessions; rotate aging sessions while idle.
+
+        (Unclaimed answers are given up by their own parking task, at `claim_seconds`.)
+        """
         now = time.monotonic() if now is None else now
-        stale: list[Conversation] = []
-        for key in list(self._parked):
-            keep = [p for p in self._parked[key] if p.expires > now]
-            stale += [p.conversation for p in self._parked[key] if p.expires <= now]
-            if keep:
-                self._parked[key] = keep
-            else:
-                del self._parked[key]
         idle = self.settings.conversation.idle_seconds
         ids = [c for c, conv in self.conversations.items() if now - conv.last_used > idle]
         unused = [self.conversations.pop(cid) for cid in ids]
         for conversation in self.conversations.values():
             if conversation.rotate_soon(now):
                 self._spawn(conversation.session_ready())  # at an idle moment, not mid-turn
-        if stale or unused:
-            _LOGGER.debug("Closing %d idle or unclaimed conversation(s)", len(stale + unused))
-        closing = [c.close() for c in stale] + [c.close(in_use=True) for c in unused]
+        if unused:
+            _LOGGER.debug("Closing %d idle conversation(s)", len(unused))
+        closing = [c.close(in_use=True) for c in unused]
         await asyncio.gather(*closing, return_exceptions=True)

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from .activity import Activity, first_text_delay
 from .realtime.health import UpstreamHealth
-from .turn import Outcome, Turn
+from .turn import UNCLAIMED, Outcome, Turn
 
 PREFIX = "wyoming_realtime_text"
 # End of speech to first text: a good turn is a few hundred milliseconds; 30 s is the timeout.
@@ -36,12 +36,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.turns = Counter(
             f"{PREFIX}_turns",
-            "Turns by how they ended (completed, incomplete, fallback, cancelled, no_speech)",
+            "Turns by how they ended (completed, incomplete, fallback, cancelled, no_speech; "
+            "unclaimed: an answer started for Home Assistant that it never asked for)",
             ["outcome"],
             registry=self.registry,
         )
-        for outcome in Outcome:
-            self.turns.labels(outcome.value)  # every outcome from 0, so rates work at once
+        for ending in (*(outcome.value for outcome in Outcome), UNCLAIMED):
+            self.turns.labels(ending)  # every ending from 0, so rates work at once
         self.audio_deltas_dropped = Counter(
             f"{PREFIX}_audio_deltas_dropped",
             "Audio deltas the Realtime API sent although we asked for text only; all dropped",
@@ -57,7 +58,7 @@ class Metrics:
         activity.on_end.append(self.turn_ended)
 
     def turn_ended(self, turn: Turn) -> None:
-        self.turns.labels((turn.outcome or Outcome.FALLBACK).value).inc()
+        self.turns.labels(turn.ending).inc()
         if dropped := turn.audio_deltas_dropped:
             self.audio_deltas_dropped.inc(dropped)
         delay = first_text_delay(turn)

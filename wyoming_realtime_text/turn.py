@@ -67,6 +67,36 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+UNCLAIMED = "unclaimed"  # an answer started for Home Assistant that it never asked for
+
+
+class Claim:
+    """Whether anyone asked for a turn's answer.
+
+    Home Assistant's STT turn starts its answer at `audio-stop`, before HA's agent request
+    asks for it, and that request may never come: HA answered the command itself ("prefer
+    handling commands locally"), or the words were a follow-up, asked again in their own
+    conversation. Such a turn's claim is pending until the request claims it or the
+    assistant gives up; every other turn is asked for from the start.
+    """
+
+    def __init__(self, *, pending: bool = False) -> None:
+        self.asked: bool | None = None if pending else True
+        self._decided = asyncio.Event()
+        if not pending:
+            self._decided.set()
+
+    def decide(self, asked: bool) -> None:
+        """Claimed (True) or given up (False); the first decision stands."""
+        if self.asked is None:
+            self.asked = asked
+            self._decided.set()
+
+    async def wait(self) -> bool:
+        await self._decided.wait()
+        return bool(self.asked)
+
+
 class Turn:
     """Drives one request/answer on a session; readers follow `transcript` and `answer`."""
 
@@ -95,6 +125,7 @@ class Turn:
         self.speech_stopped_at: float | None = None
         self.first_text_at: float | None = None
         self.attempts = 0
+        self.claim = Claim()
         self._session_ready = session_ready
         self._session: RealtimeSession | None = None
         self._retries = RetryBudget(settings.realtime.max_retries, settings.realtime.retry_backoff)
@@ -147,6 +178,13 @@ class Turn:
         if self._session is None:
             return 0
         return self._session.audio_deltas_dropped - self._dropped_before
+
+    @property
+    def ending(self) -> str:
+        """How it ended, as the page and the metrics say: the outcome, or `unclaimed`."""
+        if self.claim.asked is False:
+            return UNCLAIMED  # its answer, if any, reached nobody
+        return (self.outcome or Outcome.FALLBACK).value
 
     @property
     def finished(self) -> bool:
