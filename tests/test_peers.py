@@ -21,6 +21,7 @@ from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
 from wyoming_realtime_text.simulator import SimulatedSatellite, SimulatedTts
+from wyoming_realtime_text.simulator.tts import Fault
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -187,6 +188,51 @@ async def test_tts_failure_answers_describe_then_errors_and_closes(
         assert (error.text, error.code) == ("simulated TTS failure", "tts-failed")
         assert await client.read_event() is None
         assert tts.synthesized == []
+
+
+async def test_tts_one_per_connection_closes_after_its_answer() -> None:
+    async with SimulatedTts(streaming=False, one_per_connection=True) as tts:
+        async with connect(tts.uri) as client:
+            await client.write_event(Describe().event())
+            await read_until(client, "info")  # describe is not the one answer
+            await client.write_event(Synthesize(text="One.").event())
+            await read_until(client, "audio-stop")
+            assert await client.read_event() is None
+        async with connect(tts.uri) as client:
+            await client.write_event(Synthesize(text="Two.").event())
+            await read_until(client, "audio-stop")
+            assert await client.read_event() is None
+    assert [c.synthesized for c in tts.connection_log] == [["One."], ["Two."]]
+    assert tts.open_connections == 0
+
+
+async def test_tts_faults_replace_the_answer_to_one_synthesize() -> None:
+    faults: dict[int, Fault] = {2: "error", 3: "close", 4: "silent"}
+    async with SimulatedTts(streaming=False, faults=faults) as tts:
+        answers = []
+        for number in range(1, 6):
+            async with connect(tts.uri) as client:
+                await client.write_event(Synthesize(text=f"Sentence {number}.").event())
+                answers.append(await answer_types(client, 0.3))
+            assert tts.requests == number
+        assert tts.synthesized == ["Sentence 1.", "Sentence 5."]
+    spoken = ["audio-start", *["audio-chunk"] * 3, "audio-stop"]  # 0.11 s: 2425 samples
+    cut = ["audio-start", "audio-chunk", "closed"]
+    assert answers == [spoken, ["error", "closed"], cut, [], spoken]
+    assert tts.open_connections == 0
+
+
+async def answer_types(wire: Wire, seconds: float) -> list[str]:
+    """The types of what arrives within ``seconds``; "closed" if the peer hung up."""
+    types: list[str] = []
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(TimeoutError):
+        while (left := deadline - time.monotonic()) > 0:
+            event = await wire.read_event(left)
+            types.append("closed" if event is None else event.type)
+            if event is None:
+                break
+    return types
 
 
 async def test_tts_chunk_outside_a_stream_is_an_error() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import AsyncIterator
 
 import pytest
 
-from wyoming_realtime_text.sentences import SentenceSplitter, split_sentences
+from wyoming_realtime_text.sentences import SentenceSplitter, split_sentences, stream_sentences
 
 ENGLISH = (
     "Hello there. How are you today? I'm fine, thanks! It costs 3.5 dollars, or 1,000.25 "
@@ -86,6 +88,20 @@ def test_first_sentence_is_returned_before_the_rest_arrives() -> None:
     assert splitter.feed("Hello there. How") == ["Hello there."]
     assert splitter.feed(" are you?") == []
     assert splitter.flush() == ["How are you?"]
+
+
+async def test_streamed_sentences_come_before_the_rest_is_written() -> None:
+    more = asyncio.Event()
+
+    async def deltas() -> AsyncIterator[str]:
+        yield "Hello there. How"
+        await more.wait()
+        yield " are you"
+
+    sentences = stream_sentences(deltas())
+    assert await anext(sentences) == "Hello there."
+    more.set()
+    assert [s async for s in sentences] == ["How are you"]
 
 
 def test_dot_at_end_of_delta_waits_for_the_next_delta() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from wyoming_realtime_text.simulator import (
     SimulatedSatellite,
     SimulatedTts,
 )
+from wyoming_realtime_text.simulator.tts import SAMPLES_PER_CHUNK, Fault
 from wyoming_realtime_text.simulator.tts import tone as tts_tone
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -94,9 +96,13 @@ async def hub(
 
 
 async def run_pipeline(
-    uri: str, audio: bytes, end: PipelineStage = PipelineStage.TTS
+    uri: str,
+    audio: bytes,
+    end: PipelineStage = PipelineStage.TTS,
+    speech_ends: tuple[str, ...] = ("audio-stop", "error"),
 ) -> list[Event]:
-    """A direct client: run-pipeline + audio; read until the text and the speech are done."""
+    """A direct client: run-pipeline + audio; read until the text and the speech are done
+    (the speech at the first event of `speech_ends`)."""
     events: list[Event] = []
     async with AsyncTcpClient.from_uri(uri) as client:
         await client.write_event(RunPipeline(PipelineStage.ASR, end).event())
@@ -110,7 +116,7 @@ async def run_pipeline(
                 assert event is not None, f"closed early after {[e.type for e in events]}"
                 events.append(event)
                 text_done = text_done or event.type == "handled-stop"
-                speech_done = speech_done or event.type in ("audio-stop", "error")
+                speech_done = speech_done or event.type in speech_ends
     return events
 
 
@@ -128,8 +134,10 @@ async def test_run_pipeline_to_tts_streams_text_and_speech(
 ) -> None:
     sim.scenario = speaking_scenario()
     before, received_before = len(tts.synthesized), len(tts.received)
+    connections_before = tts.connections
     tts.first_text_at = None
     events = await run_pipeline(hub.uri, tone(1.0, freq=440.0))
+    assert tts.connections == connections_before + 1, "streaming is one connection"
     types = [e.type for e in events]
     assert types.index("transcript") < types.index("handled-start")
     assert types.count("audio-start") == 1 and types.count("audio-stop") == 1
@@ -288,6 +296,97 @@ async def test_sentence_tts_gets_one_synthesize_per_sentence_early(
     assert plain.first_text_at is not None and plain.first_text_at < done_at
     assert len(spoken(events)) == expected_tts_audio(plain, plain.synthesized)
     assert next(e for e in events if e.type == "audio-start").data["rate"] == 16000
+
+
+SENTENCES = ["Answer to kitchen asks.", "The second sentence follows.", "And a third one ends it."]
+
+
+async def all_closed(peer: SimulatedTts) -> bool:
+    """Whether every connection to the TTS is closed (the relay's are, soon after audio-stop)."""
+    for _ in range(100):
+        if peer.open_connections == 0:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+def tts_audio(peer: SimulatedTts, text: str) -> bytes:
+    fmt = {"rate": peer.rate, "width": peer.width, "channels": peer.channels}
+    return tts_tone(peer.seconds_per_char * len(text), **fmt)
+
+
+@pytest.mark.parametrize("one_per_connection", [True, False], ids=["closes", "stays-open"])
+async def test_sentence_tts_gets_a_connection_per_sentence(
+    sim: RealtimeSimulator, tmp_path: Path, one_per_connection: bool
+) -> None:
+    """As Home Assistant does; a TTS that closes after its answer must still speak it all."""
+    sim.scenario = speaking_scenario()
+    async with SimulatedTts(streaming=False, one_per_connection=one_per_connection) as plain:
+        server = await start_server(tmp_path, server_config(sim.url, "ga", tts={"uri": plain.uri}))
+        try:
+            events = await run_pipeline(server.uri, tone(1.0))
+            closed = await all_closed(plain)
+        finally:
+            await stop_server(server)
+    assert not [e for e in events if e.type == "error"], server.log()
+    describe, *sentences = plain.connection_log
+    assert [e.type for e in describe.received] == ["describe"]
+    assert [[e.type for e in c.received] for c in sentences] == [["synthesize"]] * len(SENTENCES)
+    assert [c.synthesized for c in sentences] == [[s] for s in SENTENCES]
+    assert closed, "every connection to the TTS is closed after the answer"
+    types = [e.type for e in events]
+    assert types.count("audio-start") == 1 and types.count("audio-stop") == 1
+    assert spoken(events) == b"".join(tts_audio(plain, s) for s in SENTENCES), "in order"
+
+
+@pytest.mark.parametrize(
+    ("fault", "message", "said"),
+    [
+        (
+            "error",
+            "sentence 2 of 3 not spoken: the TTS at {} failed: simulated TTS failure",
+            (0, 2),
+        ),
+        ("close", "sentence 2 of 3 not spoken: the TTS at {} closed the connection", (0, 2)),
+        (
+            "silent",
+            "sentence 2 and the rest not spoken: the TTS at {} did not answer in time",
+            (0,),
+        ),
+    ],
+    ids=["error", "close", "silent"],
+)
+async def test_sentence_the_tts_fails_on_is_an_error_not_silence(
+    sim: RealtimeSimulator, tmp_path: Path, fault: Fault, message: str, said: tuple[int, ...]
+) -> None:
+    """The rest is still spoken after a failed sentence, but not after a timeout, which would
+    only add another timeout of silence per sentence. `said`: the SENTENCES spoken."""
+    sim.scenario = speaking_scenario()
+    async with SimulatedTts(streaming=False, one_per_connection=True, faults={2: fault}) as plain:
+        tts = {"uri": plain.uri, "timeout": 1}
+        server = await start_server(tmp_path, server_config(sim.url, "ga", tts=tts))
+        try:
+            started = time.monotonic()
+            events = await run_pipeline(server.uri, tone(1.0), speech_ends=("audio-stop",))
+            elapsed = time.monotonic() - started
+            closed = await all_closed(plain)
+        finally:
+            await stop_server(server)
+    message = message.format(plain.uri)
+    errors = [(e.data["code"], e.data["text"]) for e in events if e.type == "error"]
+    assert errors == [("tts-failed", message)]
+    logged = [line for line in server.log().splitlines() if "not spoken" in line]
+    assert len(logged) == 1 and logged[0].endswith(message), server.log()
+    types = [e.type for e in events]
+    assert types.index("error") < types.index("audio-stop"), "seen by a client reading to it"
+    assert types.count("audio-start") == 1 and types.count("audio-stop") == 1
+    assert plain.synthesized == [SENTENCES[i] for i in said]
+    # A TTS that closes mid-sentence has sent its first chunk, which is played too.
+    cut = tts_audio(plain, SENTENCES[1])[: SAMPLES_PER_CHUNK * plain.width]
+    first, *rest = [tts_audio(plain, SENTENCES[i]) for i in said]
+    assert spoken(events) == first + (cut if fault == "close" else b"") + b"".join(rest)
+    assert elapsed < 1 + 4, "bounded by tts.timeout (1 s)"
+    assert closed, "every connection to the TTS is closed after the answer"
 
 
 async def test_missing_tts_is_a_clear_error(sim: RealtimeSimulator, server: ServerProcess) -> None:

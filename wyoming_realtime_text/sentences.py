@@ -8,6 +8,8 @@ result independent of how the text was chunked.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, AsyncIterator
+
 # Lower-case, without the final dot: a "." after these never ends a sentence.
 ABBREVIATIONS: frozenset[str] = frozenset(
     {
@@ -176,3 +178,14 @@ def split_sentences(text: str, max_chars: int = 300) -> list[str]:
     """All sentences of a complete text."""
     splitter = SentenceSplitter(max_chars)
     return splitter.feed(text) + splitter.flush()
+
+
+async def stream_sentences(parts: AsyncIterable[str], max_chars: int = 300) -> AsyncIterator[str]:
+    """Each sentence of streaming text as soon as it is complete, then the rest at its end:
+    the TTS relay speaks each one while the next is still being written."""
+    splitter = SentenceSplitter(max_chars)
+    async for part in parts:
+        for sentence in splitter.feed(part):
+            yield sentence
+    for sentence in splitter.flush():
+        yield sentence

@@ -1,8 +1,10 @@
 """Speak a streaming answer with a Wyoming TTS server (piper and others).
 
 The answer is handed to the TTS while it is still being written: as synthesize-chunks when
-the TTS supports synthesize streaming, otherwise one `synthesize` per sentence the moment
-that sentence is complete. The TTS's audio comes back as one continuous
+the TTS supports synthesize streaming (one connection: that is the protocol), otherwise one
+`synthesize` per sentence the moment that sentence is complete, each on its own connection
+as Home Assistant does (a Wyoming TTS need answer only one `synthesize` per connection, and
+many close after it). The TTS's audio comes back as one continuous
 audio-start / audio-chunk* / audio-stop stream in the TTS's own format, so the first words
 play long before the answer is finished.
 """
@@ -10,8 +12,10 @@ play long before the answer is finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
@@ -28,7 +32,7 @@ from wyoming.tts import (
 )
 
 from .config import TtsSettings
-from .sentences import SentenceSplitter
+from .sentences import stream_sentences
 from .stream import TextStream
 
 _LOGGER = logging.getLogger(__name__)
@@ -37,6 +41,10 @@ WriteEvent = Callable[[Event], Awaitable[None]]
 
 class TtsError(Exception):
     """The TTS is unreachable or failed; the message is one line for the client and the log."""
+
+
+class TtsTimeout(TtsError):
+    """The TTS did not answer in time: asking it again would most likely cost another wait."""
 
 
 class _AudioOut:
@@ -62,13 +70,36 @@ class _AudioOut:
             await self.write(event)
         elif AudioStop.is_type(event.type):
             return True
-        elif Error.is_type(event.type):
-            raise TtsError(f"the TTS failed: {Error.from_event(event).text}")
         return False
 
     async def finish(self) -> None:
         if self.started:
             await self.write(AudioStop().event())
+
+
+@dataclass
+class _Unspoken:
+    """The sentences of one answer that the TTS did not speak, for one error line."""
+
+    numbers: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # distinct, in order
+    gave_up: bool = False  # after a timeout: the sentences after the last were not tried
+
+    def add(self, number: int, err: TtsError) -> None:
+        self.numbers.append(number)
+        if str(err) not in self.reasons:
+            self.reasons.append(str(err))
+        self.gave_up = isinstance(err, TtsTimeout)
+
+    def error(self, total: int) -> TtsError:
+        plural = "s" if len(self.numbers) > 1 else ""
+        numbers = ", ".join(map(str, self.numbers))
+        scope = "and the rest" if self.gave_up else f"of {total}"
+        return TtsError(f"sentence{plural} {numbers} {scope} not spoken: {'; '.join(self.reasons)}")
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or err.__class__.__name__
 
 
 class TtsRelay:
@@ -79,26 +110,55 @@ class TtsRelay:
         self.voice = SynthesizeVoice(name=settings.voice) if settings.voice else None
 
     async def speak(self, text: TextStream, write: WriteEvent) -> int:
-        """Speak `text` as it streams; write the audio events. Returns the audio bytes sent."""
+        """Speak `text` as it streams; write the audio events. Returns the audio bytes sent.
+
+        Raises TtsError when nothing could be spoken. A failure once audio has gone out is
+        logged and sent as `error` (code tts-failed) here, just before the audio-stop: a
+        client that reads until audio-stop sees it, and one that stops at an error already
+        has all the audio there is.
+        """
         out = _AudioOut(write)
-        client = AsyncClient.from_uri(self.settings.uri)
         try:
+            await self._speak(text, out)
+        except TtsError as err:
+            if not out.started:
+                raise
+            _LOGGER.warning("%s", err)
+            await write(Error(text=str(err), code="tts-failed").event())
+        finally:
+            await out.finish()
+        return out.bytes
+
+    async def _speak(self, text: TextStream, out: _AudioOut) -> None:
+        # `describe` once per answer: one small round trip, done while the model writes its
+        # first sentence, and a TTS restarted with other settings is followed at once.
+        async with self._connected() as client:
             async with asyncio.timeout(self.settings.connect_timeout):
-                await client.connect()
                 streaming = await self._supports_streaming(client)
             if streaming:
                 await self._speak_streaming(client, text, out)
-            else:
-                await self._speak_sentences(client, text, out)
+                return
+        await self._speak_sentences(text, out)
+
+    @contextlib.asynccontextmanager
+    async def _connected(self) -> AsyncIterator[AsyncClient]:
+        """A new connection to the TTS, closed on every path; failures as one-line errors."""
+        uri = self.settings.uri
+        client = AsyncClient.from_uri(uri)
+        try:
+            try:
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    await client.connect()
+            except OSError as err:
+                raise TtsError(f"cannot reach the TTS at {uri}: {_reason(err)}") from None
+            yield client
         except TimeoutError:
-            raise TtsError(f"the TTS at {self.settings.uri} did not answer in time") from None
+            raise TtsTimeout(f"the TTS at {uri} did not answer in time") from None
         except OSError as err:
-            reason = err.strerror or err.__class__.__name__
-            raise TtsError(f"cannot reach the TTS at {self.settings.uri}: {reason}") from None
+            raise TtsError(f"lost the connection to the TTS at {uri}: {_reason(err)}") from None
         finally:
-            await out.finish()
-            await client.disconnect()
-        return out.bytes
+            with contextlib.suppress(OSError):  # the TTS may have closed or reset it first
+                await client.disconnect()
 
     async def _supports_streaming(self, client: AsyncClient) -> bool:
         await client.write_event(Describe().event())
@@ -130,9 +190,7 @@ class TtsRelay:
                     if sender.done():
                         raise TimeoutError
                     continue
-                event, reading = reading.result(), None
-                if event is None:
-                    raise TtsError(f"the TTS at {self.settings.uri} closed the connection")
+                event, reading = self._checked(reading.result()), None
                 if SynthesizeStopped.is_type(event.type):
                     break
                 await out.forward(event)
@@ -142,22 +200,45 @@ class TtsRelay:
             if reading is not None:
                 reading.cancel()
 
-    async def _speak_sentences(self, client: AsyncClient, text: TextStream, out: _AudioOut) -> None:
-        splitter = SentenceSplitter()
-        async for part in text.follow():
-            for sentence in splitter.feed(part):
-                await self._synthesize(client, sentence, out)
-        for sentence in splitter.flush():
-            await self._synthesize(client, sentence, out)
+    async def _speak_sentences(self, text: TextStream, out: _AudioOut) -> None:
+        """One connection per sentence, in order; the next is asked once the last has played.
 
-    async def _synthesize(self, client: AsyncClient, sentence: str, out: _AudioOut) -> None:
-        await client.write_event(Synthesize(text=sentence, voice=self.voice).event())
-        while not await out.forward(await self._read(client)):
-            pass
+        The connection is not opened ahead: on loopback a fresh one adds ~0.3 ms to a
+        sentence (a TCP handshake on a LAN), against the ~100 ms piper takes to synthesize
+        it, and an idle spare could be closed by the TTS under us.
+        A sentence the TTS fails on or cuts short is skipped and the rest is still tried:
+        better the rest of the answer than silence. After a timeout the rest is given up,
+        since each try would likely add another `tts.timeout` of silence. Either way the
+        sentences not spoken become one TtsError at the end.
+        """
+        unspoken = _Unspoken()
+        total = 0
+        async with contextlib.aclosing(stream_sentences(text.follow())) as sentences:
+            async for sentence in sentences:
+                total += 1
+                try:
+                    await self._synthesize(sentence, out)
+                except TtsError as err:
+                    unspoken.add(total, err)
+                    if unspoken.gave_up:
+                        break
+        if unspoken.numbers:
+            raise unspoken.error(total)
+
+    async def _synthesize(self, sentence: str, out: _AudioOut) -> None:
+        async with self._connected() as client:
+            await client.write_event(Synthesize(text=sentence, voice=self.voice).event())
+            while not await out.forward(await self._read(client)):
+                pass
 
     async def _read(self, client: AsyncClient) -> Event:
         async with asyncio.timeout(self.settings.timeout):
-            event = await client.read_event()
+            return self._checked(await client.read_event())
+
+    def _checked(self, event: Event | None) -> Event:
+        """The TTS's event, unless it is an `error` or the TTS closed the connection."""
         if event is None:
             raise TtsError(f"the TTS at {self.settings.uri} closed the connection")
+        if Error.is_type(event.type):
+            raise TtsError(f"the TTS at {self.settings.uri} failed: {Error.from_event(event).text}")
         return event

@@ -2,7 +2,9 @@
 
 The product never speaks itself: the hub's TTS does. Tests need a TTS whose timing and
 event order are known, so they can check what reaches it (streamed text, sentence by
-sentence) and when the first text arrived, without a real voice model.
+sentence), on which connection, and when the first text arrived, without a real voice model.
+Many real Wyoming TTS servers answer one `synthesize` per connection and then close (Home
+Assistant opens a connection for each), and real ones fail now and then: both can be played.
 Also holds `WyomingPeer`, the loopback-server plumbing shared with the simulated satellite.
 """
 
@@ -13,7 +15,9 @@ import contextlib
 import math
 import re
 import time
-from typing import Any, Self, cast
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self, cast
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -38,6 +42,10 @@ SAMPLES_PER_CHUNK = 1024  # wyoming-piper's default --samples-per-chunk
 TONE_HZ = 440.0
 TONE_LEVEL = 0.1  # of full scale: audible in a trial, never clipping
 FAILURE = Error(text="simulated TTS failure", code="tts-failed")
+
+# What the TTS does instead of speaking one `synthesize`: answer `error` and close, close
+# after part of the audio (no audio-stop), or say nothing and wait (the client's timeout).
+Fault = Literal["error", "close", "silent"]
 
 # A sentence ends at . ! ? before whitespace or the end of the text received so far, or at
 # a CJK full stop anywhere. Crude on purpose: piper's detector is smarter, tests need a
@@ -139,8 +147,23 @@ class PeerHandler(AsyncEventHandler):
             await super().run()
 
 
+@dataclass
+class TtsConnection:
+    """One client connection as the TTS saw it, so tests can check per-connection use."""
+
+    received: list[Event] = field(default_factory=list)
+    synthesized: list[str] = field(default_factory=list)  # spoken on this connection
+    open: bool = True  # until either side closed it
+
+
 class SimulatedTts(WyomingPeer):
-    """Answers synthesize requests with a tone whose length follows the text length."""
+    """Answers synthesize requests with a tone whose length follows the text length.
+
+    ``one_per_connection`` answers one `synthesize` per connection and then closes it, as
+    many real Wyoming TTS servers do. ``faults`` maps the number of a `synthesize` (1 for
+    the first this TTS gets, counted over all connections) to a `Fault` played instead of
+    speaking it; ``fail`` fails every request.
+    """
 
     def __init__(
         self,
@@ -151,6 +174,8 @@ class SimulatedTts(WyomingPeer):
         seconds_per_char: float = 0.01,
         fail: bool = False,
         delay: float = 0.0,
+        one_per_connection: bool = False,
+        faults: Mapping[int, Fault] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -160,10 +185,21 @@ class SimulatedTts(WyomingPeer):
         self.seconds_per_char = seconds_per_char
         self.fail = fail
         self.delay = delay
+        self.one_per_connection = one_per_connection
+        self.faults = dict(faults or {})
         self.received: list[Event] = []
         self.synthesized: list[str] = []
+        self.requests = 0  # `synthesize` events answered or faulted (not those in a stream)
         self.first_text_at: float | None = None
-        self.connections = 0
+        self.connection_log: list[TtsConnection] = []
+
+    @property
+    def connections(self) -> int:
+        return len(self.connection_log)
+
+    @property
+    def open_connections(self) -> int:
+        return sum(c.open for c in self.connection_log)
 
     def info(self) -> Info:
         voice = TtsVoice(
@@ -186,41 +222,74 @@ class SimulatedTts(WyomingPeer):
         return Info(tts=[program])
 
     def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> PeerHandler:
-        self.connections += 1
-        return _TtsHandler(self, reader, writer)
+        connection = TtsConnection()
+        self.connection_log.append(connection)
+        return _TtsHandler(self, connection, reader, writer)
 
     def text_arrived(self) -> None:
         if self.first_text_at is None:
             self.first_text_at = time.monotonic()
 
-    async def speak(self, handler: PeerHandler, text: str) -> None:
-        """One utterance: audio-start, ~1024-sample chunks, audio-stop (as piper)."""
-        self.synthesized.append(text)
+    async def answer(self, handler: _TtsHandler, text: str) -> bool:
+        """One `synthesize`: spoken, or its fault played; False closes the connection."""
+        self.requests += 1
+        fault = self.faults.get(self.requests)
+        if fault == "error":
+            await handler.write_event(FAILURE.event())
+            return False
+        if fault == "close":
+            await self.speak(handler, text, cut=True)
+            return False
+        if fault == "silent":
+            return True  # until the client gives up
+        await self.speak(handler, text)
+        return not self.one_per_connection
+
+    async def speak(self, handler: _TtsHandler, text: str, cut: bool = False) -> None:
+        """One utterance: audio-start, ~1024-sample chunks, audio-stop (as piper); ``cut``
+        stops after the first chunk, as a TTS that crashes mid-sentence."""
+        if not cut:
+            self.synthesized.append(text)
+            handler.connection.synthesized.append(text)
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         fmt = {"rate": self.rate, "width": self.width, "channels": self.channels}
         await handler.write_event(AudioStart(**fmt).event())
         audio = tone(self.seconds_per_char * len(text), **fmt)
         step = SAMPLES_PER_CHUNK * self.width * self.channels
-        for offset in range(0, len(audio), step):
+        offsets = range(0, len(audio), step)
+        for offset in offsets[:1] if cut else offsets:
             chunk = AudioChunk(audio=audio[offset : offset + step], **fmt)
             await handler.write_event(chunk.event())
-        await handler.write_event(AudioStop().event())
+        if not cut:
+            await handler.write_event(AudioStop().event())
 
 
 class _TtsHandler(PeerHandler):
     peer: SimulatedTts
 
     def __init__(
-        self, tts: SimulatedTts, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        tts: SimulatedTts,
+        connection: TtsConnection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         super().__init__(tts, reader, writer)
+        self.connection = connection
         self.in_stream = False
         self.pending = ""  # streamed text not yet spoken (no sentence end seen)
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            self.connection.open = False
 
     async def handle_event(self, event: Event) -> bool:
         tts = self.peer
         tts.received.append(event)
+        self.connection.received.append(event)
         if Describe.is_type(event.type):
             await self.write_event(tts.info().event())
             return True
@@ -231,8 +300,7 @@ class _TtsHandler(PeerHandler):
             if self.in_stream:
                 return True  # sent inside a stream only for older servers: piper ignores it
             tts.text_arrived()
-            await tts.speak(self, Synthesize.from_event(event).text.strip())
-            return True
+            return await tts.answer(self, Synthesize.from_event(event).text.strip())
         if not tts.streaming:
             return True  # piper --no-streaming ignores the stream events altogether
         if SynthesizeStart.is_type(event.type):
