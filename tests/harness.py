@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -175,10 +176,32 @@ async def raw_exchange(port: int, data: bytes, seconds: float = 5.0) -> tuple[li
 
 
 class HomeAssistant:
-    """The two Wyoming flows Home Assistant runs per utterance, as its integration does."""
+    """The two Wyoming flows Home Assistant runs per utterance, as real HA core does them.
 
-    def __init__(self, uri: str) -> None:
+    As measured on HA 2025.4.4, 2025.12.5 and 2026.11.0: one connection per request; STT
+    audio in 10 ms chunks (320 bytes, 100 events a second) paced in real time; the STT
+    request hangs up at `transcript`, the agent request at `handled` (HA never reads
+    transcript-stop or handled-stop). `version` picks what differs:
+
+    - before 2025.7: the agent request carries no context (no conversation_id at all);
+    - 2025.7 and later: a conversation_id on every agent request, the first included (HA
+      makes a new one when a conversation starts);
+    - 2026 and later: the context also has `language`, and the STT result is read while the
+      audio is still being sent: a `transcript` or `error` before `audio-stop` ends it.
+    """
+
+    def __init__(self, uri: str, version: tuple[int, int] = (2025, 12)) -> None:
         self.uri = uri
+        self.version = version
+        self.audio_stopped_at: float | None = None  # loop time of the last audio-stop sent
+
+    @property
+    def sends_context(self) -> bool:
+        return self.version >= (2025, 7)
+
+    @property
+    def reads_while_uploading(self) -> bool:
+        return self.version >= (2026, 1)
 
     async def stt(
         self,
@@ -187,47 +210,118 @@ class HomeAssistant:
         width: int = 2,
         channels: int = 1,
         language: str | None = "en",
-        chunk_ms: int = 20,
+        chunk_ms: int = 10,
+        *,
+        paced: bool = True,
+        linger: float = 0.0,
     ) -> tuple[Transcript, list[Event]]:
-        """transcribe → audio-start → audio-chunk* → audio-stop; read until transcript."""
+        """transcribe → audio-start → audio-chunk* → audio-stop; read until transcript.
+
+        `paced`: chunks in real time, as HA sends them (False: at once, for load tests).
+        `linger`: keep reading this long after the transcript (HA does not: a test may want
+        to see what the server sends after it).
+        """
         events: list[Event] = []
         async with AsyncTcpClient.from_uri(self.uri) as client:
             await client.write_event(Transcribe(language=language).event())
             await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
-            step = rate * width * channels * chunk_ms // 1000
-            for start in range(0, len(audio), step):
-                chunk = AudioChunk(
-                    rate=rate, width=width, channels=channels, audio=audio[start : start + step]
-                )
-                await client.write_event(chunk.event())
-            await client.write_event(AudioStop().event())
-            async with asyncio.timeout(RESPONSE_TIMEOUT + 5):
-                while (event := await client.read_event()) is not None:
-                    events.append(event)
-                    if Transcript.is_type(event.type):
-                        # HA stops reading here; keep reading briefly to catch what follows.
-                        break
+            upload = self._upload(client, AudioChunk(rate, width, channels, audio), chunk_ms, paced)
+            if self.reads_while_uploading:
+                sender = asyncio.create_task(upload)
+                seconds = len(audio) / (rate * width * channels) + RESPONSE_TIMEOUT + 5
                 try:
-                    async with asyncio.timeout(0.3):
-                        while (event := await client.read_event()) is not None:
-                            events.append(event)
-                except TimeoutError:
-                    pass
+                    await read_until(client, events, Transcript, seconds)
+                finally:
+                    sender.cancel()
+                    await asyncio.gather(sender, return_exceptions=True)
+            else:
+                await upload
+                await read_until(client, events, Transcript, RESPONSE_TIMEOUT + 5)
+            await linger_on(client, events, linger)
         transcript = next(Transcript.from_event(e) for e in events if Transcript.is_type(e.type))
         return transcript, events
 
+    async def _upload(
+        self, client: AsyncTcpClient, audio: AudioChunk, chunk_ms: int, paced: bool
+    ) -> None:
+        """All of `audio` in chunks, then audio-stop (its time noted)."""
+        await send_audio(
+            client, audio.audio, audio.rate, audio.width, audio.channels, chunk_ms, paced=paced
+        )
+        self.audio_stopped_at = asyncio.get_running_loop().time()
+
     async def converse(
-        self, text: str, conversation_id: str | None = None
+        self,
+        text: str,
+        conversation_id: str | None = None,
+        *,
+        linger: float = 0.0,
     ) -> tuple[Handled, list[Event]]:
-        """transcript {text, context} → read until handled (what HA speaks)."""
+        """transcript {text, context} → read until handled (what HA speaks), then hang up.
+
+        HA 2025.7+ makes a new conversation_id when none is given (a conversation starts);
+        older HA sends no context whatever it was given.
+        """
         events: list[Event] = []
-        context = {"conversation_id": conversation_id} if conversation_id else None
+        context: dict[str, str] | None = None
+        if self.sends_context:
+            context = {"conversation_id": conversation_id or new_conversation_id()}
+            if self.version >= (2026, 1):
+                context["language"] = "en"
         async with AsyncTcpClient.from_uri(self.uri) as client:
             await client.write_event(Transcript(text=text, context=context).event())
-            async with asyncio.timeout(RESPONSE_TIMEOUT + 5):
-                while (event := await client.read_event()) is not None:
-                    events.append(event)
-                    if event.type == "handled-stop":
-                        break
+            await read_until(client, events, Handled, RESPONSE_TIMEOUT + 5)
+            await linger_on(client, events, linger)
         handled = next(Handled.from_event(e) for e in events if Handled.is_type(e.type))
         return handled, events
+
+
+def new_conversation_id() -> str:
+    """An id shaped like HA's (a ULID: 26 characters of Crockford base32)."""
+    return uuid.uuid4().hex[:26].upper()
+
+
+async def send_audio(
+    client: AsyncTcpClient,
+    audio: bytes,
+    rate: int,
+    width: int,
+    channels: int,
+    chunk_ms: int,
+    *,
+    paced: bool,
+) -> None:
+    """audio-chunk* then audio-stop; `paced`: each chunk when it would have been recorded."""
+    step = rate * width * channels * chunk_ms // 1000
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for index, offset in enumerate(range(0, len(audio), step)):
+        if paced:
+            await asyncio.sleep(max(0.0, start + index * chunk_ms / 1000 - loop.time()))
+        chunk = AudioChunk(
+            rate=rate, width=width, channels=channels, audio=audio[offset : offset + step]
+        )
+        await client.write_event(chunk.event())
+    await client.write_event(AudioStop().event())
+
+
+async def read_until(
+    client: AsyncTcpClient, events: list[Event], last: type[Any], seconds: float
+) -> None:
+    """Read into `events` up to and including the first event of type `last` (or an error)."""
+    async with asyncio.timeout(seconds):
+        while (event := await client.read_event()) is not None:
+            events.append(event)
+            if last.is_type(event.type) or event.type == "error":
+                return
+    raise AssertionError(f"the server closed before {last.__name__}: {[e.type for e in events]}")
+
+
+async def linger_on(client: AsyncTcpClient, events: list[Event], seconds: float) -> None:
+    """Read whatever else comes within `seconds`."""
+    if seconds <= 0:
+        return
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(seconds):
+            while (event := await client.read_event()) is not None:
+                events.append(event)

@@ -15,12 +15,14 @@ from harness import (
     SECRET_KEY,
     HomeAssistant,
     ServerProcess,
+    read_until,
+    send_audio,
     server_config,
     start_server,
     stop_server,
     tone,
 )
-from wyoming.asr import Transcript
+from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
@@ -78,13 +80,14 @@ async def test_stt_then_agent_is_one_round_trip(
     sim.scenario = Scenario(transcript=said, reply="It is sunny and warm today.")
     before = len(sim.connections)
 
-    transcript, stt_events = await ha.stt(tone(1.5))
+    # linger: read on after transcript / handled, which HA does not, to see what follows
+    transcript, stt_events = await ha.stt(tone(1.5), linger=0.3)
     assert transcript.text == said
     types = [e.type for e in stt_events]
     assert types[0] == "transcript-start"
     assert types.index("transcript") < types.index("transcript-stop")
 
-    handled, events = await ha.converse(said, conversation_id=uuid.uuid4().hex)
+    handled, events = await ha.converse(said, conversation_id=uuid.uuid4().hex, linger=0.3)
     assert handled.text == "It is sunny and warm today."
     types = [e.type for e in events]
     assert types[0] == "handled-start" and types[-2:] == ["handled", "handled-stop"]
@@ -97,6 +100,31 @@ async def test_stt_then_agent_is_one_round_trip(
     assert "conversation.item.create" not in sent
     assert_text_only(connections, dialect)
     assert all(c.dialect == dialect for c in connections)
+
+
+async def test_nothing_reaches_ha_2026_before_audio_stop(
+    sim: RealtimeSimulator, server: ServerProcess
+) -> None:
+    """HA 2026 reads the STT result while it still uploads, and a `transcript` or `error`
+    ends its request at once: the server must not answer before the speaker is done."""
+    said = unique("read while uploading")
+    sim.scenario = Scenario(transcript=said)
+    events: list[Event] = []
+    async with AsyncTcpClient.from_uri(server.uri) as client:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        upload = asyncio.create_task(send_audio(client, tone(1.5), 16000, 2, 1, 10, paced=True))
+        try:
+            async with asyncio.timeout(10):
+                first = await client.read_event()
+            uploaded_first = upload.done() and not upload.cancelled()
+            assert first is not None
+            events.append(first)
+            await read_until(client, events, Transcript, 10)
+        finally:
+            upload.cancel()
+    assert uploaded_first, f"{first.type} came before audio-stop"
+    assert Transcript.from_event(events[-1]).text == said
 
 
 async def test_audio_reaches_the_api_as_24khz_and_full_length(
@@ -451,7 +479,9 @@ async def test_utterance_is_capped_at_max_seconds(sim: RealtimeSimulator, tmp_pa
         said = unique("a very long ramble")
         sim.scenario = Scenario(transcript=said)
         before = len(sim.connections)
-        transcript, _ = await HomeAssistant(capped.uri).stt(tone(5.0), chunk_ms=100)
+        # HA 2026 reads the result while it uploads: the cap ends the turn, it stops there.
+        ha_2026 = HomeAssistant(capped.uri, version=(2026, 11))
+        transcript, _ = await ha_2026.stt(tone(5.0), chunk_ms=100)
     finally:
         await stop_server(capped)
     assert transcript.text == said

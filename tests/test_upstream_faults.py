@@ -70,12 +70,13 @@ def new_log(server: ServerProcess, start: int) -> str:
 
 
 async def spoken(ha: HomeAssistant, said: str) -> tuple[str, float]:
-    """HA's two requests for one utterance; the handled text and the seconds it took."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    """HA's two requests for one utterance; the handled text and the seconds it took from
+    the end of speech (audio-stop)."""
     await ha.stt(tone(1.0))
+    started = ha.audio_stopped_at
+    assert started is not None
     handled, _ = await ha.converse(said, conversation_id=uuid.uuid4().hex)
-    return handled.text, loop.time() - started
+    return handled.text, asyncio.get_running_loop().time() - started
 
 
 async def typed(ha: HomeAssistant, text: str, conversation_id: str | None = None) -> str:

@@ -146,6 +146,10 @@ class Conversation:
 class _Parked:
     turn: Turn
     conversation: Conversation
+    key: str = ""  # its normalised transcript
+    expires: float = 0.0  # the end of its claim window
+    # Claimed or given up: its parking task ends now (it holds the turn and conversation).
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Assistant:
@@ -299,21 +303,28 @@ class Assistant:
                 await turn.cancel()
                 await conversation.close()
                 return
-            entry = _Parked(turn, conversation)
-            key = normalise(transcript)
-            self._parked.setdefault(key, []).append(entry)
-            await asyncio.sleep(self.settings.conversation.claim_seconds)
-            entries = self._parked.get(key, [])
-            if entry in entries:
-                entries.remove(entry)
-                if not entries:
-                    del self._parked[key]
-                _LOGGER.info("Nobody asked for the answer to %r: cancelled", transcript[:80])
-                turn.claim.decide(False)
-                await turn.cancel()
-                await conversation.close()
+            claim = self.settings.conversation.claim_seconds
+            entry = _Parked(turn, conversation, normalise(transcript), time.monotonic() + claim)
+            self._parked.setdefault(entry.key, []).append(entry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.settled.wait(), claim)
+            await self._give_up(entry)
         finally:
             turn.claim.decide(False)  # no-op once claimed
+
+    async def _give_up(self, entry: _Parked) -> None:
+        """Its claim window is over: cancel the answer and close its conversation (once)."""
+        entries = self._parked.get(entry.key, [])
+        if entry not in entries:
+            return  # claimed, or given up already
+        entries.remove(entry)
+        if not entries:
+            del self._parked[entry.key]
+        entry.settled.set()
+        _LOGGER.info("Nobody asked for the answer to %r: cancelled", entry.turn.transcript.text)
+        entry.turn.claim.decide(False)
+        await entry.turn.cancel()
+        await entry.conversation.close()
 
     def _unpark(self, text: str) -> _Parked | None:
         key = normalise(text)
@@ -322,6 +333,7 @@ class Assistant:
             entry = entries.pop(0)
             if not entries:
                 del self._parked[key]
+            entry.settled.set()
             return entry
         # The agent request can race the parking task: match a just-finished transcript too.
         for conversation in self._unbound:
@@ -354,9 +366,12 @@ class Assistant:
     async def sweep(self, now: float | None = None) -> None:
         """Close idle conversations and their sessions; rotate aging sessions while idle.
 
-        (Unclaimed answers are given up by their own parking task, at `claim_seconds`.)
+        Unclaimed answers are given up by their own parking task at `claim_seconds`; a sweep
+        at a later `now` gives up those whose window has passed by then too.
         """
         now = time.monotonic() if now is None else now
+        expired = [p for entries in self._parked.values() for p in entries if p.expires <= now]
+        await asyncio.gather(*(self._give_up(p) for p in expired), return_exceptions=True)
         idle = self.settings.conversation.idle_seconds
         ids = [c for c, conv in self.conversations.items() if now - conv.last_used > idle]
         unused = [self.conversations.pop(cid) for cid in ids]
