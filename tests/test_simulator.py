@@ -536,6 +536,20 @@ async def test_handshake_and_first_token_delays_are_measurable(sim: RealtimeSimu
         assert time.monotonic() - created_at >= 0.25
 
 
+@pytest.mark.parametrize("limit", [None, 4])
+async def test_sent_records_the_server_events_as_the_client_got_them(limit: int | None) -> None:
+    async with RealtimeSimulator(record_limit=limit) as sim, client(sim, "ga") as c:
+        await c.update(TEXT_ONLY["ga"])
+        await c.say("hello")
+        await c.send("response.create")
+        await c.until("rate_limits.updated")  # the last event of a GA response
+        sent = sim.connections[0].sent
+        if limit is None:
+            assert sent == c.events  # whole events, session.created first
+        else:
+            assert limit <= len(sent) <= 2 * limit and sent == c.events[-len(sent) :]
+
+
 async def test_bad_input_gets_errors_and_the_connection_survives(sim: RealtimeSimulator) -> None:
     async with client(sim, "ga") as c:
         await c.ws.send("not json")

@@ -82,7 +82,7 @@ class RealtimeSimulator:
         self.port = port
         self.api_key = api_key  # None: any key (or none) is accepted
         self.scenario = scenario or Scenario()
-        # None: connections keep every received event, log entry and commit (for tests);
+        # None: connections keep every received and sent event, log entry and commit (tests);
         # N: only about the last N of each, so a long soak run stays bounded.
         self.record_limit = record_limit
         self.connections: list[SimConnection] = []
@@ -179,6 +179,7 @@ class SimConnection(ConversationMixin):
         )
         self.conversation_id = p.new_id("conv")
         self.received: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # every server event, as it went on the wire
         self.log: list[tuple[float, str, str]] = []
         self.commits: list[bytes] = []
         self.closed = False
@@ -214,11 +215,17 @@ class SimConnection(ConversationMixin):
             self.cancel_tasks()
 
     async def send(self, event: dict[str, Any]) -> None:
-        """Send a server event, giving it a fresh ``event_id`` and logging it."""
+        """Send a server event, giving it a fresh ``event_id`` and logging it.
+
+        ``sent`` keeps the event parsed back from its wire text: the dicts that built it
+        (the session, items) live on and change, what was sent does not.
+        """
         event = {"type": event["type"], "event_id": p.new_id("event"), **event}
+        text = json.dumps(event, ensure_ascii=False)
+        self.record(self.sent, json.loads(text))
         self.record(self.log, (time.monotonic(), "out", event["type"]))
         _LOGGER.debug("out %s", event["type"])
-        await self.ws.send(json.dumps(event, ensure_ascii=False))
+        await self.ws.send(text)
 
     async def error(
         self, code: str | None, message: str, param: str | None = None, client_event_id: Any = None
