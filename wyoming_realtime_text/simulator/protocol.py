@@ -206,6 +206,29 @@ def default_session(dialect: Dialect, model: str) -> dict[str, Any]:
     }
 
 
+# --- usage --------------------------------------------------------------------------
+
+
+def response_usage(dialect: Dialect, text_tokens: int, audio_tokens: int) -> dict[str, Any]:
+    """``response.usage`` in the dialect's shape.
+
+    Beta's ``input_token_details`` has text/audio/cached tokens only (the forum log of 2024,
+    the beta reference); GA adds ``image_tokens`` and ``cached_tokens_details``.
+    """
+    inp = 120
+    details: dict[str, Any] = {"text_tokens": inp, "audio_tokens": 0, "cached_tokens": 0}
+    if dialect == "ga":
+        details["image_tokens"] = 0
+        details["cached_tokens_details"] = {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}
+    return {
+        "total_tokens": inp + text_tokens + audio_tokens,
+        "input_tokens": inp,
+        "output_tokens": text_tokens + audio_tokens,
+        "input_token_details": details,
+        "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+    }
+
+
 # --- errors -------------------------------------------------------------------------
 
 
