@@ -142,17 +142,8 @@ class ConversationMixin:
             return
         for piece in split_deltas(text):
             await self.send({"type": prefix + "delta", **base, "delta": piece})
-        done: dict[str, Any] = {"type": prefix + "completed", **base, "transcript": text}
-        if self.dialect == "ga":
-            words = max(1, len(text.split()))
-            done["usage"] = {
-                "type": "tokens",
-                "total_tokens": 16 + words,
-                "input_tokens": 16,
-                "input_token_details": {"text_tokens": 0, "audio_tokens": 16},
-                "output_tokens": words,
-            }
-        await self.send(done)
+        usage = p.transcription_usage(text)
+        await self.send({"type": prefix + "completed", **base, "transcript": text, "usage": usage})
 
     # --- conversation items ---------------------------------------------------------------
 

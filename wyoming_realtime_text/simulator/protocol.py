@@ -229,6 +229,19 @@ def response_usage(dialect: Dialect, text_tokens: int, audio_tokens: int) -> dic
     }
 
 
+def transcription_usage(transcript: str) -> dict[str, Any]:
+    """``usage`` of ``...input_audio_transcription.completed`` (required by the SDK in both
+    dialects): billed by tokens, about one output token a word."""
+    words = max(1, len(transcript.split()))
+    return {
+        "type": "tokens",
+        "total_tokens": 16 + words,
+        "input_tokens": 16,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": 16},
+        "output_tokens": words,
+    }
+
+
 # --- errors -------------------------------------------------------------------------
 
 
