@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal, Protocol, Union
 
 import pydantic
 from openai.types import realtime as _ga
@@ -121,6 +121,23 @@ def event_errors(dialect: Dialect, direction: Direction, events: Iterable[Any]) 
     for index, event in enumerate(events):
         etype = event.get("type") if isinstance(event, dict) else None
         errors += [f"#{index} {etype}: {p}" for p in check_event(dialect, direction, event)]
+    return errors
+
+
+class Recorded(Protocol):
+    """What the oracle reads of a simulator connection (`SimConnection`)."""
+
+    dialect: Dialect
+    received: list[dict[str, Any]]
+    sent: list[dict[str, Any]]
+
+
+def connection_errors(conn: Recorded, *, client: bool = True) -> list[str]:
+    """Problems of what went over one connection: the simulator's events, and the client's
+    too unless `client` is false (a test that sends bad events on purpose)."""
+    errors = [f"sent {e}" for e in event_errors(conn.dialect, "server", conn.sent)]
+    if client:
+        errors += [f"received {e}" for e in event_errors(conn.dialect, "client", conn.received)]
     return errors
 
 
