@@ -30,6 +30,8 @@ TRANSCRIPT_DELTA = {
 }
 TEXT_DELTA = {"beta": "response.text.delta", "ga": "response.output_text.delta"}
 ITEM_ADDED = {"beta": "conversation.item.created", "ga": "conversation.item.added"}
+# Model names the SDK's models know (beta's session.model is an enum there).
+MODEL = {"beta": "gpt-4o-realtime-preview", "ga": "gpt-realtime"}
 FORUM_TRANSCRIPT = (
     "こんばんは!本当ですね。これだけ一緒にいると、忙しい日々でもこうやって会える時間が、本当に特別"
 )
@@ -103,12 +105,16 @@ class Client:
 
 @asynccontextmanager
 async def client(
-    sim: RealtimeSimulator, dialect: str = "ga", key: str = "sk-test", path: str = "/v1/realtime"
+    sim: RealtimeSimulator,
+    dialect: str = "ga",
+    key: str = "sk-test",
+    path: str = "/v1/realtime",
+    model: str = "test-model",
 ) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {key}"}
     if dialect == "beta":
         headers["OpenAI-Beta"] = "realtime=v1"
-    url = sim.url.replace("/v1/realtime", path) + "?model=test-model"
+    url = sim.url.replace("/v1/realtime", path) + f"?model={model}"
     async with connect(url, additional_headers=headers) as ws:
         c = Client(ws)
         assert (await c.recv())["type"] == "session.created"
