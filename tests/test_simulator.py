@@ -133,7 +133,7 @@ async def test_ga_reasoning_parallel_tool_calls_and_transcription_languages(
         await c.append(pcm(200))
         await c.send("input_audio_buffer.commit")
         done = await c.until("conversation.item.input_audio_transcription.completed")
-        assert done["usage"]["type"] == "tokens"
+        assert done["languages"] == [{"code": "de"}] and done["usage"]["type"] == "tokens"
         await c.send("session.update", session={"type": "realtime", "reasoning": {"effort": "max"}})
         error = (await c.until("error"))["error"]
         assert (error["code"], error["param"]) == ("invalid_value", "session.reasoning.effort")

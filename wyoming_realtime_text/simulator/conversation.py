@@ -135,6 +135,9 @@ class ConversationMixin:
             await self.send({"type": prefix + "delta", **base, "delta": piece})
         usage = p.transcription_usage(text)
         done = {"type": prefix + "completed", **base, "transcript": text, "usage": usage}
+        languages = p.transcription_languages(self.dialect, self.session)
+        if languages:  # "detected": the simulator cannot tell, it names the first possible
+            done["languages"] = [{"code": languages[0]}]
         await self.send(done)
 
     # --- conversation items ---------------------------------------------------------------

@@ -331,6 +331,13 @@ def transcription_enabled(dialect: Dialect, session: dict[str, Any]) -> bool:
     return bool(session["audio"]["input"].get("transcription"))
 
 
+def transcription_languages(dialect: Dialect, session: dict[str, Any]) -> list[str]:
+    """GA's ``transcription.languages`` (possible languages), which completed events report."""
+    if dialect == "beta":
+        return []
+    return list((session["audio"]["input"].get("transcription") or {}).get("languages") or [])
+
+
 def force_text_only(dialect: Dialect, session: dict[str, Any]) -> None:
     """Make `session` text-only in place (forum_replay confirms text-only like the log)."""
     session[MODALITY_KEY[dialect]] = ["text"]
