@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sdk_oracle import connection_errors
 from websockets.asyncio.client import ClientConnection, connect
 
 from wyoming_realtime_text.simulator import RealtimeSimulator
@@ -30,7 +31,7 @@ TRANSCRIPT_DELTA = {
 }
 TEXT_DELTA = {"beta": "response.text.delta", "ga": "response.output_text.delta"}
 ITEM_ADDED = {"beta": "conversation.item.created", "ga": "conversation.item.added"}
-# Model names the SDK's models know (beta's session.model is an enum there).
+# Model names the SDK's models know (beta's session.model is an enum there): the default.
 MODEL = {"beta": "gpt-4o-realtime-preview", "ga": "gpt-realtime"}
 FORUM_TRANSCRIPT = (
     "こんばんは!本当ですね。これだけ一緒にいると、忙しい日々でもこうやって会える時間が、本当に特別"
@@ -49,6 +50,19 @@ async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None
     while not condition():
         assert time.monotonic() < deadline, "condition never became true"
         await asyncio.sleep(0.01)
+
+
+def assert_sdk_valid(sim: RealtimeSimulator) -> None:
+    """Every event `sim` sent, on every connection, fits the SDK's server event models.
+
+    The clients' events are not checked: simulator tests send bad ones on purpose.
+    """
+    errors = [
+        f"connection {i} ({conn.dialect}): {error}"
+        for i, conn in enumerate(sim.connections)
+        for error in connection_errors(conn, client=False)
+    ]
+    assert not errors, "\n".join(errors)
 
 
 class Client:
@@ -109,12 +123,12 @@ async def client(
     dialect: str = "ga",
     key: str = "sk-test",
     path: str = "/v1/realtime",
-    model: str = "test-model",
+    model: str | None = None,
 ) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {key}"}
     if dialect == "beta":
         headers["OpenAI-Beta"] = "realtime=v1"
-    url = sim.url.replace("/v1/realtime", path) + f"?model={model}"
+    url = sim.url.replace("/v1/realtime", path) + f"?model={model or MODEL[dialect]}"
     async with connect(url, additional_headers=headers) as ws:
         c = Client(ws)
         assert (await c.recv())["type"] == "session.created"

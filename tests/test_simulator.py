@@ -18,10 +18,12 @@ from sim_client import (
     DIALECTS,
     FORUM_INPUT,
     FORUM_TRANSCRIPT,
+    MODEL,
     TEXT_DELTA,
     TEXT_ONLY,
     TRANSCRIPT_DELTA,
     WITH_TRANSCRIPTION,
+    assert_sdk_valid,
     client,
     eventually,
     pcm,
@@ -39,18 +41,19 @@ async def sim() -> AsyncIterator[RealtimeSimulator]:
     # A compatible server that still serves beta (api.openai.com refuses it: see below).
     async with RealtimeSimulator(serve_beta=True) as server:
         yield server
+    assert_sdk_valid(server)  # whatever the test did, the simulator spoke the SDK's events
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_session_created_has_dialect_defaults(sim: RealtimeSimulator, dialect: str) -> None:
-    async with client(sim, dialect) as c:
+    async with client(sim, dialect, model=MODEL[dialect]) as c:
         session = c.events[0]["session"]
         conn = sim.connections[0]
         assert conn.dialect == dialect
-        assert conn.query == {"model": "test-model"}
+        assert conn.query == {"model": MODEL[dialect]}
         assert conn.headers["Authorization"] == "Bearer sk-test"
         assert conn.session == session
-        assert session["model"] == "test-model" and session["id"].startswith("sess_")
+        assert session["model"] == MODEL[dialect] and session["id"].startswith("sess_")
         vad = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300}
         if dialect == "beta":
             assert sorted(session["modalities"]) == ["audio", "text"]
