@@ -52,15 +52,14 @@ async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None
         await asyncio.sleep(0.01)
 
 
-def assert_sdk_valid(sim: RealtimeSimulator) -> None:
-    """Every event `sim` sent, on every connection, fits the SDK's server event models.
-
-    The clients' events are not checked: simulator tests send bad ones on purpose.
-    """
+def assert_sdk_valid(sim: RealtimeSimulator, *, client: bool = False) -> None:
+    """Every event `sim` sent, on every connection, fits the SDK's server event models; with
+    `client`, every event its clients sent fits the client ones (off for the simulator's own
+    tests, which send bad events on purpose)."""
     errors = [
         f"connection {i} ({conn.dialect}): {error}"
         for i, conn in enumerate(sim.connections)
-        for error in connection_errors(conn, client=False)
+        for error in connection_errors(conn, client=client)
     ]
     assert not errors, "\n".join(errors)
 
