@@ -22,7 +22,7 @@ async def sim() -> AsyncIterator[RealtimeSimulator]:
     async with RealtimeSimulator(host="127.0.0.1", port=0, serve_beta=True) as simulator:
         yield simulator
     # Whatever the module's tests did, both sides spoke the SDK's events (tests/sdk_oracle.py).
-    assert_sdk_valid(simulator, client=True)
+    assert_sdk_valid(simulator.connections, client=True)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

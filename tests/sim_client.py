@@ -6,14 +6,14 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sdk_oracle import connection_errors
 from websockets.asyncio.client import ClientConnection, connect
 
-from wyoming_realtime_text.simulator import RealtimeSimulator
+from wyoming_realtime_text.simulator import RealtimeSimulator, SimConnection
 
 DIALECTS = ["beta", "ga"]
 TEXT_ONLY: dict[str, dict[str, Any]] = {
@@ -52,13 +52,13 @@ async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None
         await asyncio.sleep(0.01)
 
 
-def assert_sdk_valid(sim: RealtimeSimulator, *, client: bool = False) -> None:
-    """Every event `sim` sent, on every connection, fits the SDK's server event models; with
-    `client`, every event its clients sent fits the client ones (off for the simulator's own
-    tests, which send bad events on purpose)."""
+def assert_sdk_valid(connections: Iterable[SimConnection], *, client: bool = False) -> None:
+    """Every event the simulator sent on `connections` fits the SDK's server event models;
+    with `client`, every event their clients sent fits the client ones (off for the
+    simulator's own tests, which send bad events on purpose)."""
     errors = [
         f"connection {i} ({conn.dialect}): {error}"
-        for i, conn in enumerate(sim.connections)
+        for i, conn in enumerate(connections)
         for error in connection_errors(conn, client=client)
     ]
     assert not errors, "\n".join(errors)

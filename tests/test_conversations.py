@@ -37,7 +37,7 @@ def settings_for(
 async def sim() -> AsyncIterator[RealtimeSimulator]:
     async with RealtimeSimulator(serve_beta=True) as simulator:
         yield simulator
-    assert_sdk_valid(simulator, client=True)  # both sides spoke the SDK's events
+    assert_sdk_valid(simulator.connections, client=True)  # both sides spoke the SDK's events
 
 
 async def speak(assistant: Assistant, seconds: float = 1.0, **kwargs: object):

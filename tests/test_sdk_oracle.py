@@ -31,8 +31,7 @@ from harness import (
     speech,
     tone,
 )
-from sdk_oracle import connection_errors
-from sim_client import eventually
+from sim_client import assert_sdk_valid, eventually
 
 from wyoming_realtime_text.simulator import (
     RealtimeSimulator,
@@ -108,10 +107,7 @@ async def checked(
         return {e["type"] for c in connections for e in c.received}
 
     await eventually(lambda: server <= sent_types() and client <= received_types(), 5)
-    errors = [
-        f"connection {i}: {e}" for i, c in enumerate(connections) for e in connection_errors(c)
-    ]
-    assert not errors, "\n".join(errors)
+    assert_sdk_valid(connections, client=True)
     return connections
 
 

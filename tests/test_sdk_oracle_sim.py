@@ -104,4 +104,4 @@ async def test_items_created_retrieved_truncated_and_deleted(dialect: str) -> No
                 await c.send("conversation.item.delete", item_id=item_id)
             assert (await c.until("error"))["error"]["code"] == "item_not_found"
             assert len(c.of("conversation.item.deleted")) == len(ids)
-        assert_sdk_valid(sim)
+        assert_sdk_valid(sim.connections)

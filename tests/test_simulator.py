@@ -41,7 +41,9 @@ async def sim() -> AsyncIterator[RealtimeSimulator]:
     # A compatible server that still serves beta (api.openai.com refuses it: see below).
     async with RealtimeSimulator(serve_beta=True) as server:
         yield server
-    assert_sdk_valid(server)  # whatever the test did, the simulator spoke the SDK's events
+    assert_sdk_valid(
+        server.connections
+    )  # whatever the test did, the simulator spoke the SDK's events
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

@@ -21,7 +21,7 @@ from wyoming_realtime_text.turn import Outcome
 async def sim() -> AsyncIterator[RealtimeSimulator]:
     async with RealtimeSimulator(serve_beta=True) as simulator:
         yield simulator
-    assert_sdk_valid(simulator, client=True)  # both sides spoke the SDK's events
+    assert_sdk_valid(simulator.connections, client=True)  # both sides spoke the SDK's events
 
 
 async def until(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
