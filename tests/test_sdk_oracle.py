@@ -75,8 +75,14 @@ async def rig(
     )
     async with SimulatedTts() as tts:
         await talker.start()
+        # GA with a reasoning model, so that session.update carries `reasoning` too.
+        realtime = {"model": "gpt-realtime-2.1-mini"} if dialect == "ga" else {}
         config = server_config(
-            sim.url, dialect, tts={"uri": tts.uri}, conversation={"max_turns": 1}
+            sim.url,
+            dialect,
+            realtime=realtime,
+            tts={"uri": tts.uri},
+            conversation={"max_turns": 1},
         )
         config["satellites"] = [{"uri": talker.uri, "name": talker.name}]
         try:
@@ -132,7 +138,11 @@ async def test_spoken_turn(sim: RealtimeSimulator, ha: HomeAssistant, dialect: s
     server |= {"response.created", "response.output_item.added", "response.content_part.added"}
     server |= {"response.content_part.done", "response.output_item.done", "response.done"}
     server |= TEXT_EVENTS[dialect] | {ITEM_ADDED[dialect]}
-    await checked(sim, before, client | {"response.create"}, server)
+    connections = await checked(sim, before, client | {"response.create"}, server)
+    update = next(e["session"] for e in connections[0].received if e["type"] == "session.update")
+    assert ("reasoning" in update) is (dialect == "ga"), "the GA rig's model reasons"
+    heard = next(e for e in connections[0].sent if e["type"] == TRANSCRIBED)
+    assert ("languages" in heard) is (dialect == "ga"), "GA transcription told the languages"
 
 
 async def test_typed_follow_ups_trim_the_history(
