@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 from harness import HomeAssistant, ServerProcess, running_server, server_config
+from sim_client import assert_sdk_valid
 
 from wyoming_realtime_text.simulator import RealtimeSimulator
 
@@ -20,6 +21,8 @@ def dialect(request: pytest.FixtureRequest) -> str:
 async def sim() -> AsyncIterator[RealtimeSimulator]:
     async with RealtimeSimulator(host="127.0.0.1", port=0, serve_beta=True) as simulator:
         yield simulator
+    # Whatever the module's tests did, both sides spoke the SDK's events (tests/sdk_oracle.py).
+    assert_sdk_valid(simulator.connections, client=True)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -14,6 +14,7 @@ import socket
 import struct
 import sys
 import uuid
+import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +31,8 @@ from wyoming.handle import Handled
 FALLBACK = "Fallback: the assistant is unavailable."
 RESPONSE_TIMEOUT = 3.0
 SECRET_KEY = "sk-test-SECRET-9f8e7d6c5b4a"
+FIXTURES = Path(__file__).parent / "fixtures"
+SILENCE = bytes(16000 * 2 * 3)  # 3 s of a quiet room after the words (16 kHz pcm16)
 
 
 def free_port() -> int:
@@ -47,6 +50,16 @@ def tone(seconds: float, rate: int = 16000, freq: float = 440.0, width: int = 2)
         f"<{count}{fmt}",
         *(int(peak * math.sin(2 * math.pi * freq * i / rate)) for i in range(count)),
     )
+
+
+def speech(name: str) -> bytes:
+    """Real (synthesised) speech, 16 kHz pcm16 mono: tests/fixtures/speech-<name>.wav.
+
+    For streamed turns: the server's local voice detector rightly ignores test tones.
+    """
+    with wave.open(str(FIXTURES / f"speech-{name}.wav"), "rb") as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (16000, 2, 1)
+        return wav.readframes(wav.getnframes())
 
 
 @dataclass

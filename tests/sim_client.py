@@ -6,13 +6,14 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sdk_oracle import connection_errors
 from websockets.asyncio.client import ClientConnection, connect
 
-from wyoming_realtime_text.simulator import RealtimeSimulator
+from wyoming_realtime_text.simulator import RealtimeSimulator, SimConnection
 
 DIALECTS = ["beta", "ga"]
 TEXT_ONLY: dict[str, dict[str, Any]] = {
@@ -30,6 +31,8 @@ TRANSCRIPT_DELTA = {
 }
 TEXT_DELTA = {"beta": "response.text.delta", "ga": "response.output_text.delta"}
 ITEM_ADDED = {"beta": "conversation.item.created", "ga": "conversation.item.added"}
+# Model names the SDK's models know (beta's session.model is an enum there): the default.
+MODEL = {"beta": "gpt-4o-realtime-preview", "ga": "gpt-realtime"}
 FORUM_TRANSCRIPT = (
     "こんばんは!本当ですね。これだけ一緒にいると、忙しい日々でもこうやって会える時間が、本当に特別"
 )
@@ -47,6 +50,18 @@ async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None
     while not condition():
         assert time.monotonic() < deadline, "condition never became true"
         await asyncio.sleep(0.01)
+
+
+def assert_sdk_valid(connections: Iterable[SimConnection], *, client: bool = False) -> None:
+    """Every event the simulator sent on `connections` fits the SDK's server event models;
+    with `client`, every event their clients sent fits the client ones (off for the
+    simulator's own tests, which send bad events on purpose)."""
+    errors = [
+        f"connection {i} ({conn.dialect}): {error}"
+        for i, conn in enumerate(connections)
+        for error in connection_errors(conn, client=client)
+    ]
+    assert not errors, "\n".join(errors)
 
 
 class Client:
@@ -103,12 +118,16 @@ class Client:
 
 @asynccontextmanager
 async def client(
-    sim: RealtimeSimulator, dialect: str = "ga", key: str = "sk-test", path: str = "/v1/realtime"
+    sim: RealtimeSimulator,
+    dialect: str = "ga",
+    key: str = "sk-test",
+    path: str = "/v1/realtime",
+    model: str | None = None,
 ) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {key}"}
     if dialect == "beta":
         headers["OpenAI-Beta"] = "realtime=v1"
-    url = sim.url.replace("/v1/realtime", path) + "?model=test-model"
+    url = sim.url.replace("/v1/realtime", path) + f"?model={model or MODEL[dialect]}"
     async with connect(url, additional_headers=headers) as ws:
         c = Client(ws)
         assert (await c.recv())["type"] == "session.created"

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 from harness import tone
+from sim_client import assert_sdk_valid
 
 from wyoming_realtime_text.audio import AudioConverter
 from wyoming_realtime_text.config import Settings, parse_settings
@@ -36,6 +37,7 @@ def settings_for(
 async def sim() -> AsyncIterator[RealtimeSimulator]:
     async with RealtimeSimulator(serve_beta=True) as simulator:
         yield simulator
+    assert_sdk_valid(simulator.connections, client=True)  # both sides spoke the SDK's events
 
 
 async def speak(assistant: Assistant, seconds: float = 1.0, **kwargs: object):

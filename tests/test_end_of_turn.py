@@ -8,14 +8,21 @@ rightly ignores test tones, and the simulator's turn detection, which follows th
 from __future__ import annotations
 
 import asyncio
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from harness import ServerProcess, server_config, start_server, stop_server, tone
+from harness import (
+    SILENCE,
+    ServerProcess,
+    server_config,
+    speech,
+    start_server,
+    stop_server,
+    tone,
+)
 from scripted_wake import ScriptedWake
 
 from wyoming_realtime_text.simulator import (
@@ -27,14 +34,6 @@ from wyoming_realtime_text.simulator import (
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 Rig = tuple[ServerProcess, SimulatedSatellite, SimulatedSatellite, SimulatedTts]
-FIXTURES = Path(__file__).parent / "fixtures"
-SILENCE = bytes(16000 * 2 * 3)  # 3 s of a quiet room after the words
-
-
-def speech(name: str) -> bytes:
-    with wave.open(str(FIXTURES / f"speech-{name}.wav"), "rb") as wav:
-        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (16000, 2, 1)
-        return wav.readframes(wav.getnframes())
 
 
 def satellite(name: str, audio: bytes) -> SimulatedSatellite:

@@ -18,10 +18,12 @@ from sim_client import (
     DIALECTS,
     FORUM_INPUT,
     FORUM_TRANSCRIPT,
+    MODEL,
     TEXT_DELTA,
     TEXT_ONLY,
     TRANSCRIPT_DELTA,
     WITH_TRANSCRIPTION,
+    assert_sdk_valid,
     client,
     eventually,
     pcm,
@@ -39,18 +41,21 @@ async def sim() -> AsyncIterator[RealtimeSimulator]:
     # A compatible server that still serves beta (api.openai.com refuses it: see below).
     async with RealtimeSimulator(serve_beta=True) as server:
         yield server
+    assert_sdk_valid(
+        server.connections
+    )  # whatever the test did, the simulator spoke the SDK's events
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
 async def test_session_created_has_dialect_defaults(sim: RealtimeSimulator, dialect: str) -> None:
-    async with client(sim, dialect) as c:
+    async with client(sim, dialect, model=MODEL[dialect]) as c:
         session = c.events[0]["session"]
         conn = sim.connections[0]
         assert conn.dialect == dialect
-        assert conn.query == {"model": "test-model"}
+        assert conn.query == {"model": MODEL[dialect]}
         assert conn.headers["Authorization"] == "Bearer sk-test"
         assert conn.session == session
-        assert session["model"] == "test-model" and session["id"].startswith("sess_")
+        assert session["model"] == MODEL[dialect] and session["id"].startswith("sess_")
         vad = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300}
         if dialect == "beta":
             assert sorted(session["modalities"]) == ["audio", "text"]
@@ -112,6 +117,89 @@ async def test_ga_update_without_type_is_rejected(sim: RealtimeSimulator) -> Non
         )
         assert (await c.recv())["error"]["code"] == "invalid_value"
         assert sim.connections[0].session["output_modalities"] == ["audio"]
+
+
+async def test_ga_reasoning_parallel_tool_calls_and_transcription_languages(
+    sim: RealtimeSimulator,
+) -> None:
+    """What gpt-realtime-2 sessions and gpt-transcribe take: echoed, and the languages heard."""
+    transcription = {"model": "gpt-transcribe", "languages": ["de", "en"], "keywords": ["Ada"]}
+    update = {
+        "type": "realtime",
+        "reasoning": {"effort": "xhigh"},
+        "parallel_tool_calls": False,
+        "audio": {"input": {"transcription": transcription}},
+    }
+    async with client(sim, "ga") as c:
+        session = await c.update(update)
+        assert session["reasoning"] == {"effort": "xhigh"}
+        assert session["parallel_tool_calls"] is False
+        assert session["audio"]["input"]["transcription"].items() >= transcription.items()
+        await c.append(pcm(200))
+        await c.send("input_audio_buffer.commit")
+        done = await c.until("conversation.item.input_audio_transcription.completed")
+        assert done["languages"] == [{"code": "de"}] and done["usage"]["type"] == "tokens"
+        await c.send("session.update", session={"type": "realtime", "reasoning": {"effort": "max"}})
+        error = (await c.until("error"))["error"]
+        assert (error["code"], error["param"]) == ("invalid_value", "session.reasoning.effort")
+        assert "'xhigh'" in error["message"]
+
+
+async def test_beta_client_secret_is_taken_and_not_shown_back(sim: RealtimeSimulator) -> None:
+    secret = {"expires_after": {"anchor": "created_at", "seconds": 600}}
+    async with client(sim, "beta") as c:
+        session = await c.update({"client_secret": secret, "modalities": ["text"]})
+        assert "client_secret" not in session and session["modalities"] == ["text"]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "update", "code", "param"),
+    [
+        ("ga", {"max_output_tokens": 5000}, "integer_above_max_value", "session.max_output_tokens"),
+        ("beta", {"temperature": 0.1}, "decimal_below_min_value", "session.temperature"),
+        ("beta", {"instructions": 7}, "invalid_type", "session.instructions"),
+        (
+            "ga",
+            {"audio": {"input": {"turn_detection": {"type": "semantic_vad", "threshold": 0.5}}}},
+            "unknown_parameter",
+            "session.audio.input.turn_detection.threshold",
+        ),
+        (
+            "ga",
+            {"audio": {"input": {"transcription": {"model": "whisper-1", "bogus": 1}}}},
+            "unknown_parameter",
+            "session.audio.input.transcription.bogus",
+        ),
+    ],
+)
+async def test_values_the_api_refuses(
+    sim: RealtimeSimulator, dialect: str, update: dict[str, Any], code: str, param: str
+) -> None:
+    session = {**update, "type": "realtime"} if dialect == "ga" else update
+    async with client(sim, dialect) as c:
+        await c.send("session.update", session=session)
+        error = (await c.recv())["error"]
+        assert (error["code"], error["param"]) == (code, param), error
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_output_audio_buffer_clear_is_taken_and_changes_nothing(
+    sim: RealtimeSimulator, dialect: str
+) -> None:
+    async with client(sim, dialect) as c:
+        await c.send("output_audio_buffer.clear", event_id="evt_out")
+        assert await c.nothing_for(0.2)  # over WebSocket there is no output buffer to clear
+
+
+async def test_cancel_names_the_response_it_means(sim: RealtimeSimulator) -> None:
+    sim.scenario = Scenario(silent=True)
+    async with client(sim, "ga") as c:
+        await c.send("response.create")
+        created = await c.until("response.created")
+        await c.send("response.cancel", response_id="resp_another")
+        assert (await c.recv())["error"]["code"] == "response_cancel_not_active"
+        await c.send("response.cancel", response_id=created["response"]["id"])
+        assert (await c.until("response.done"))["response"]["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -534,6 +622,20 @@ async def test_handshake_and_first_token_delays_are_measurable(sim: RealtimeSimu
         created_at = time.monotonic()
         await c.until(TRANSCRIPT_DELTA["ga"])
         assert time.monotonic() - created_at >= 0.25
+
+
+@pytest.mark.parametrize("limit", [None, 4])
+async def test_sent_records_the_server_events_as_the_client_got_them(limit: int | None) -> None:
+    async with RealtimeSimulator(record_limit=limit) as sim, client(sim, "ga") as c:
+        await c.update(TEXT_ONLY["ga"])
+        await c.say("hello")
+        await c.send("response.create")
+        await c.until("rate_limits.updated")  # the last event of a GA response
+        sent = sim.connections[0].sent
+        if limit is None:
+            assert sent == c.events  # whole events, session.created first
+        else:
+            assert limit <= len(sent) <= 2 * limit and sent == c.events[-len(sent) :]
 
 
 async def test_bad_input_gets_errors_and_the_connection_survives(sim: RealtimeSimulator) -> None:

@@ -15,6 +15,7 @@ from sim_client import (
     ITEM_ADDED,
     TEXT_DELTA,
     Client,
+    assert_sdk_valid,
     client,
     pcm,
 )
@@ -28,6 +29,9 @@ pytestmark = pytest.mark.timeout(15)
 async def sim() -> AsyncIterator[RealtimeSimulator]:
     async with RealtimeSimulator(serve_beta=True) as server:
         yield server
+    assert_sdk_valid(
+        server.connections
+    )  # whatever the test did, the simulator spoke the SDK's events
 
 
 # --- turn detection (server_vad / semantic_vad) -------------------------------------------

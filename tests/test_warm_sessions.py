@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
+from sim_client import assert_sdk_valid
 from test_conversations import settings_for, speak
 
 from wyoming_realtime_text.conversations import Assistant
@@ -20,6 +21,7 @@ from wyoming_realtime_text.turn import Outcome
 async def sim() -> AsyncIterator[RealtimeSimulator]:
     async with RealtimeSimulator(serve_beta=True) as simulator:
         yield simulator
+    assert_sdk_valid(simulator.connections, client=True)  # both sides spoke the SDK's events
 
 
 async def until(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:

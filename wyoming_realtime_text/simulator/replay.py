@@ -40,8 +40,13 @@ def rows() -> tuple[dict[str, Any], ...]:
 
 
 def phase(name: str) -> list[dict[str, Any]]:
-    """Deep copies of the records of one phase."""
-    return [copy.deepcopy(r) for r in rows() if r["phase"] == name]
+    """Deep copies of the records of one phase, brought up to today's protocol."""
+    records = [copy.deepcopy(r) for r in rows() if r["phase"] == name]
+    for record in records:
+        event = record.get("event") or {}
+        if event.get("type") == TRANSCRIPTION:  # the 2024 log predates its required usage
+            event.setdefault("usage", p.transcription_usage(event["transcript"]))
+    return records
 
 
 def remap(value: Any, ids: dict[str, str]) -> Any:

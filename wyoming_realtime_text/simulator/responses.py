@@ -47,24 +47,6 @@ def b64_tone(n_bytes: int) -> str:
     return base64.b64encode(pcm_tone(n_bytes)).decode("ascii")
 
 
-def usage(text_tokens: int, audio_tokens: int) -> dict[str, Any]:
-    """A ``response.usage`` object in the shape the live API returns."""
-    inp = 120
-    return {
-        "total_tokens": inp + text_tokens + audio_tokens,
-        "input_tokens": inp,
-        "output_tokens": text_tokens + audio_tokens,
-        "input_token_details": {
-            "text_tokens": inp,
-            "audio_tokens": 0,
-            "image_tokens": 0,
-            "cached_tokens": 0,
-            "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
-        },
-        "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
-    }
-
-
 def status_details(status: str, reason: str | None) -> dict[str, Any] | None:
     """``status_details`` for a finished response."""
     if status == "completed":
@@ -312,4 +294,9 @@ class ResponseRun:
                 "item": done_item,
             }
         )
-        await self.send_done(status, reason, [done_item], usage(self.deltas, self.audio_ms // 50))
+        await self.send_done(
+            status,
+            reason,
+            [done_item],
+            p.response_usage(self.dialect, self.deltas, self.audio_ms // 50),
+        )

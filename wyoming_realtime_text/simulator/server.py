@@ -29,6 +29,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from . import params
 from . import protocol as p
 from .conversation import ConversationMixin
 from .responses import ResponseRun
@@ -82,7 +83,7 @@ class RealtimeSimulator:
         self.port = port
         self.api_key = api_key  # None: any key (or none) is accepted
         self.scenario = scenario or Scenario()
-        # None: connections keep every received event, log entry and commit (for tests);
+        # None: connections keep every received and sent event, log entry and commit (tests);
         # N: only about the last N of each, so a long soak run stays bounded.
         self.record_limit = record_limit
         self.connections: list[SimConnection] = []
@@ -179,6 +180,7 @@ class SimConnection(ConversationMixin):
         )
         self.conversation_id = p.new_id("conv")
         self.received: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []  # every server event, as it went on the wire
         self.log: list[tuple[float, str, str]] = []
         self.commits: list[bytes] = []
         self.closed = False
@@ -214,11 +216,17 @@ class SimConnection(ConversationMixin):
             self.cancel_tasks()
 
     async def send(self, event: dict[str, Any]) -> None:
-        """Send a server event, giving it a fresh ``event_id`` and logging it."""
+        """Send a server event, giving it a fresh ``event_id`` and logging it.
+
+        ``sent`` keeps the event parsed back from its wire text: the dicts that built it
+        (the session, items) live on and change, what was sent does not.
+        """
         event = {"type": event["type"], "event_id": p.new_id("event"), **event}
+        text = json.dumps(event, ensure_ascii=False)
+        self.record(self.sent, json.loads(text))
         self.record(self.log, (time.monotonic(), "out", event["type"]))
         _LOGGER.debug("out %s", event["type"])
-        await self.ws.send(json.dumps(event, ensure_ascii=False))
+        await self.ws.send(text)
 
     async def error(
         self, code: str | None, message: str, param: str | None = None, client_event_id: Any = None
@@ -313,14 +321,15 @@ class SimConnection(ConversationMixin):
         if etype is None:
             await self.error("invalid_event", "The 'type' field is missing.", None, client_event_id)
             return
-        handler = getattr(self, "_on_" + str(etype).replace(".", "_"), None)
-        if etype not in p.CLIENT_EVENTS or handler is None:
-            allowed = ", ".join(f"'{t}'" for t in p.CLIENT_EVENTS)
+        events = params.CLIENT_EVENTS[self.dialect]
+        if not isinstance(etype, str) or etype not in events:
+            allowed = ", ".join(f"'{t}'" for t in events)
             msg = f"Invalid value: '{etype}'. Supported values are: {allowed}."
             await self.error("invalid_value", msg, "type", client_event_id)
             return
         try:
-            await handler(event)
+            params.validate(self.dialect, event)  # a refused event changes nothing
+            await getattr(self, "_on_" + etype.replace(".", "_"))(event)
         except p.ProtocolError as exc:
             await self.error(exc.code, exc.message, exc.param, client_event_id)
 
@@ -333,15 +342,13 @@ class SimConnection(ConversationMixin):
         return self._response
 
     async def _on_response_create(self, event: dict[str, Any]) -> None:
-        params = event.get("response")
-        p.validate_response(self.dialect, params)
         if (active := self.active_response()) is not None:
             raise p.ProtocolError(
                 "conversation_already_has_active_response",
                 f"Conversation already has an active response in progress: {active.id}. "
                 "Wait until the response is finished before creating a new one.",
             )
-        await self.create_response(params or {}, event.get("event_id"))
+        await self.create_response(event.get("response") or {}, event.get("event_id"))
 
     async def create_response(self, params: dict[str, Any], client_event_id: Any = None) -> None:
         """Start a response (client response.create, or turn detection with ``{}``)."""
@@ -364,8 +371,13 @@ class SimConnection(ConversationMixin):
 
     async def _on_response_cancel(self, event: dict[str, Any]) -> None:
         active = self.active_response()
-        if active is None:
+        wanted = event.get("response_id")
+        if active is None or (wanted is not None and wanted != active.id):
             raise p.ProtocolError(
                 "response_cancel_not_active", "Cancellation failed: no active response found"
             )
         active.cancel()
+
+    async def _on_output_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        """Taken, and nothing to do: over WebSocket the client holds the output audio (the
+        buffer and its ``output_audio_buffer.cleared`` are WebRTC/SIP only)."""

@@ -70,7 +70,6 @@ SILENCE_DB = -120.0  # level reported for digital silence
 _FRAME_SAMPLES = FRAME_BYTES // 2
 # semantic_vad: silence that ends a turn per eagerness (chosen; documented maxima 2/4/8 s).
 SEMANTIC_SILENCE_MS = {"high": 300, "medium": 800, "auto": 800, "low": 1500}
-TYPES = ("server_vad", "semantic_vad")
 
 
 def speech_level_db(threshold: float) -> float:
@@ -140,30 +139,6 @@ def turn_config(dialect: p.Dialect, session: dict[str, Any]) -> TurnConfig | Non
         interrupt,
         int(idle) if idle else None,
     )
-
-
-def validate_turn_detection(dialect: p.Dialect, update: dict[str, Any]) -> None:
-    """Raise ProtocolError for a turn_detection the real server would refuse."""
-    if dialect == "beta":
-        settings, param = update.get("turn_detection"), "session.turn_detection"
-    else:
-        audio_in = (update.get("audio") or {}).get("input") or {}
-        settings, param = audio_in.get("turn_detection"), "session.audio.input.turn_detection"
-    if settings is None:
-        return
-    if not isinstance(settings, dict):
-        raise p.ProtocolError(
-            "invalid_type", f"Invalid type for '{param}': expected an object.", param
-        )
-    allowed = {"type": TYPES, "eagerness": ("low", "medium", "high", "auto")}
-    for key, values in allowed.items():
-        if key in settings and settings[key] not in values:
-            supported = ", ".join(f"'{v}'" for v in values)
-            raise p.ProtocolError(
-                "invalid_value",
-                f"Invalid value: {settings[key]!r}. Supported values are: {supported}.",
-                f"{param}.{key}",
-            )
 
 
 @dataclass(frozen=True)
