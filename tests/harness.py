@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 from wyoming.asr import Transcribe, Transcript
@@ -188,6 +190,23 @@ async def raw_exchange(port: int, data: bytes, seconds: float = 5.0) -> tuple[li
         writer.close()
 
 
+_HA_HOSTS = itertools.cycle(range(2, 255))
+
+
+class _TcpClientFrom(AsyncTcpClient):
+    """wyoming's TCP client, connecting from a given local address."""
+
+    def __init__(self, local: str, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.local = local
+
+    async def connect(self) -> None:
+        local = (self.local, 0)
+        self._reader, self._writer = await asyncio.open_connection(
+            self.host, self.port, local_addr=local
+        )
+
+
 class HomeAssistant:
     """The two Wyoming flows Home Assistant runs per utterance, as real HA core does them.
 
@@ -207,6 +226,15 @@ class HomeAssistant:
         self.uri = uri
         self.version = version
         self.audio_stopped_at: float | None = None  # loop time of the last audio-stop sent
+        # Each instance is a Home Assistant of its own: its connections come from its own
+        # loopback address, as two HA installs would from two hosts (the server tells its
+        # clients apart by address, e.g. to find a spoken follow-up's conversation).
+        self.host = f"127.0.0.{next(_HA_HOSTS)}"
+
+    def _connection(self) -> AsyncTcpClient:
+        uri = urlparse(self.uri)
+        assert uri.hostname is not None and uri.port is not None
+        return _TcpClientFrom(self.host, uri.hostname, uri.port)
 
     @property
     def sends_context(self) -> bool:
@@ -235,7 +263,7 @@ class HomeAssistant:
         to see what the server sends after it).
         """
         events: list[Event] = []
-        async with AsyncTcpClient.from_uri(self.uri) as client:
+        async with self._connection() as client:
             await client.write_event(Transcribe(language=language).event())
             await client.write_event(AudioStart(rate=rate, width=width, channels=channels).event())
             upload = self._upload(client, AudioChunk(rate, width, channels, audio), chunk_ms, paced)
@@ -281,7 +309,7 @@ class HomeAssistant:
             context = {"conversation_id": conversation_id or new_conversation_id()}
             if self.version >= (2026, 1):
                 context["language"] = "en"
-        async with AsyncTcpClient.from_uri(self.uri) as client:
+        async with self._connection() as client:
             await client.write_event(Transcript(text=text, context=context).event())
             await read_until(client, events, Handled, RESPONSE_TIMEOUT + 5)
             await linger_on(client, events, linger)

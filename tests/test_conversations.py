@@ -14,7 +14,7 @@ from wyoming_realtime_text.audio import AudioConverter
 from wyoming_realtime_text.config import Settings, parse_settings
 from wyoming_realtime_text.conversations import Assistant
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
-from wyoming_realtime_text.turn import Outcome
+from wyoming_realtime_text.turn import Outcome, Turn
 
 
 def settings_for(
@@ -150,6 +150,98 @@ async def test_a_spoken_follow_up_appears_once_as_its_own_conversations_turn(
         turns = assistant.activity.snapshot()["turns"]
         assert [(t["transcript"], t["status"]) for t in turns] == [("And tomorrow?", "done")]
         assert sim.connections[1].closed  # the spoken turn's own session
+    finally:
+        await assistant.close()
+
+
+HA_HOST = "10.0.0.2"  # Home Assistant: its STT and agent connections come from one host
+
+
+async def speak_after(assistant: Assistant, sim: RealtimeSimulator, question: str) -> Turn:
+    """A spoken turn from HA_HOST in conversation conv-1 (HA's STT, then its agent request
+    claiming the answer), then that host's next STT turn, which hears `sim`'s transcript."""
+    follow_up = sim.scenario.transcript
+    sim.scenario.transcript = question
+    first = await speak(assistant, client=HA_HOST)
+    await first.transcript.wait()
+    assert await assistant.answer(question, "conv-1", "en", HA_HOST) is first
+    await first.wait()
+    await asyncio.sleep(0.05)  # remembered
+    sim.scenario.transcript = follow_up
+    spoken = await speak(assistant, client=HA_HOST)
+    await spoken.transcript.wait()
+    return spoken
+
+
+def sent(conn: object, kind: str) -> list[dict]:
+    return [e for e in conn.received if e["type"] == kind]  # type: ignore[attr-defined]
+
+
+async def test_a_spoken_follow_up_is_answered_in_its_conversation_in_one_round_trip(
+    sim: RealtimeSimulator,
+) -> None:
+    """HA keeps a satellite's conversation_id for minutes: the next utterance from its host
+    runs in that conversation's session, with the history, and is claimed there."""
+    sim.scenario = Scenario(transcript="And tomorrow?")
+    assistant = Assistant(settings_for(sim))
+    try:
+        spoken = await speak_after(assistant, sim, "Weather today?")
+        claimed = await assistant.answer("And tomorrow?", "conv-1", "en", HA_HOST)
+        assert claimed is spoken and spoken.claim.asked is True
+        await claimed.wait()
+        await asyncio.sleep(0.05)
+        (conn,) = sim.connections  # no session of its own
+        assert len(sent(conn, "response.create")) == 2  # the first turn's and this one's
+        assert sent(conn, "conversation.item.delete") == []
+        history = assistant.conversations["conv-1"].turns
+        assert [t.transcript.text for t in history] == ["Weather today?", "And tomorrow?"]
+    finally:
+        await assistant.close()
+
+
+async def test_a_wrong_guess_is_retracted_and_asked_where_it_belongs(
+    sim: RealtimeSimulator,
+) -> None:
+    """Another conversation claims the words: the borrowed session forgets them (items
+    deleted, history untouched) and the right conversation is asked."""
+    sim.scenario = Scenario(transcript="Lights off.", reply="Done.")
+    assistant = Assistant(settings_for(sim))
+    try:
+        spoken = await speak_after(assistant, sim, "Weather today?")
+        await spoken.wait()  # its answer complete: its items are known
+        answer = await assistant.answer("Lights off.", "conv-2", "en", HA_HOST)
+        assert answer is not spoken and await answer.answer.wait() == "Done."
+        await asyncio.sleep(0.1)
+        borrowed, _conv_2 = sim.connections
+        deleted = [e["item_id"] for e in sent(borrowed, "conversation.item.delete")]
+        assert deleted == list(spoken.added_items) and len(deleted) == 2
+        assert not borrowed.closed
+        assert [t.transcript.text for t in assistant.conversations["conv-1"].turns] == [
+            "Weather today?"
+        ]
+        assert [t.transcript.text for t in assistant.conversations["conv-2"].turns] == [
+            "Lights off."
+        ]
+    finally:
+        await assistant.close()
+
+
+async def test_an_unclaimed_borrowed_answer_leaves_its_conversation_as_it_was(
+    sim: RealtimeSimulator,
+) -> None:
+    sim.scenario = Scenario(transcript="What time is it?")
+    assistant = Assistant(settings_for(sim, claim_seconds=0.3))
+    try:
+        spoken = await speak_after(assistant, sim, "Weather today?")
+        await asyncio.wait_for(spoken.wait(), 2)
+        await asyncio.sleep(0.5)
+        (conn,) = sim.connections
+        assert spoken.ending == "unclaimed"
+        deleted = [e["item_id"] for e in sent(conn, "conversation.item.delete")]
+        assert deleted == list(spoken.added_items) and deleted
+        assert not conn.closed and "conv-1" in assistant.conversations
+        later = await assistant.answer("And now?", "conv-1", "en", HA_HOST)
+        assert (await later.answer.wait()).startswith("You said")
     finally:
         await assistant.close()
 

@@ -252,23 +252,26 @@ async def test_follow_ups_share_one_conversation(sim: RealtimeSimulator, ha: Hom
 async def test_spoken_follow_up_is_answered_in_its_conversation(
     sim: RealtimeSimulator, ha: HomeAssistant
 ) -> None:
+    """HA 2025.7+ keeps the conversation_id for follow-ups: the next utterance from the same
+    HA runs in that conversation's session (its history), and is answered in one round trip."""
     conversation = uuid.uuid4().hex
     first = unique("set a timer")
     sim.scenario = Scenario(transcript=first, reply="For how long?")
     await ha.stt(tone(1.0))
     assert (await ha.converse(first, conversation_id=conversation))[0].text == "For how long?"
     before = len(sim.connections)
+    session = sim.connections[-1]
+    creates = sent_types([session]).count("response.create")
     second = unique("five minutes")
     sim.scenario = Scenario(transcript=second, reply=lambda text: f"Timer: {text}")
     await ha.stt(tone(1.0))
     handled, _ = await ha.converse(second, conversation_id=conversation)
     assert handled.text == f"Timer: {second}"
-    # The follow-up was asked in the first turn's session, which holds the history.
-    assert any(
-        e["type"] == "conversation.item.create" and e["item"]["content"][0]["text"] == second
-        for c in sim.connections[:before]
-        for e in c.received
-    )
+    # The follow-up was spoken into the first turn's session, which holds the history.
+    assert len(sim.connections) == before, "no session of its own"
+    assert len(session.commits) == 2
+    assert sent_types([session]).count("response.create") == creates + 1, "one round trip"
+    assert "conversation.item.create" not in sent_types([session])
 
 
 async def test_run_pipeline_streams_transcript_and_answer(

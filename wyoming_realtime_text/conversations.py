@@ -32,6 +32,8 @@ from .turn import Claim, Outcome, Turn
 
 _LOGGER = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0
+# Home Assistant ends a conversation (chat session) five minutes after its last use.
+HA_CONVERSATION_SECONDS = 300.0
 _ids = itertools.count(1)
 
 
@@ -128,6 +130,14 @@ class Conversation:
                     with contextlib.suppress(RealtimeError):
                         await self.session.delete_item(item_id)
 
+    async def retract(self, turn: Turn) -> None:
+        """Undo a turn that never joined the history: its items leave the session."""
+        await turn.cancel()
+        if self.session is not None and self.session.is_open:
+            for item_id in turn.added_items:
+                with contextlib.suppress(RealtimeError):
+                    await self.session.delete_item(item_id)
+
     async def close(self, *, in_use: bool = False) -> None:
         """For good: the turn in progress is cancelled, and no session is opened again.
 
@@ -144,8 +154,12 @@ class Conversation:
 
 @dataclass(eq=False)
 class _Parked:
+    """An answer started for Home Assistant at audio-stop, until its agent request claims it."""
+
     turn: Turn
     conversation: Conversation
+    # Running in an existing conversation's session (the likely one), not a session of its own.
+    borrowed: bool = False
     key: str = ""  # its normalised transcript
     expires: float = 0.0  # the end of its claim window
     # Claimed or given up: its parking task ends now (it holds the turn and conversation).
@@ -159,8 +173,10 @@ class Assistant:
         self.settings = settings
         self.activity = Activity(settings.web.enabled)  # where its clients report turns
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
-        self._parked: dict[str, list[_Parked]] = {}
-        self._unbound: set[Conversation] = set()  # spoken turns not yet parked or adopted
+        self._started: set[_Parked] = set()  # started answers until claimed or given up
+        self._parked: dict[str, list[_Parked]] = {}  # ... whose transcript is out, by it
+        self._unbound: set[Conversation] = set()  # STT-only turns' conversations
+        self._last_spoken: dict[str, str] = {}  # client host -> its last spoken conversation
         self._background: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         vad = settings.turn_detection
@@ -192,8 +208,10 @@ class Assistant:
         *,
         respond: bool,
         vad: bool = False,
+        client: str | None = None,
     ) -> Turn:
-        """A spoken turn. Without a conversation id, a parked one-round-trip turn.
+        """A spoken turn. Without a conversation id, Home Assistant's STT turn: its answer is
+        started now, for the agent request to claim (`client`: the host it comes from).
 
         `vad`: the audio is a stream with no end of its own (a satellite's microphone), so
         the conversation's session lets the API's turn detection find the end.
@@ -204,38 +222,71 @@ class Assistant:
             turn = await conversation.start(respond=respond)
             self._spawn(conversation.remember(turn))
             return turn
+        likely = self._likely_conversation(client) if respond else None
+        if likely is not None:
+            turn = await likely.start(respond=True)
+            self._expect_claim(_Parked(turn, likely, borrowed=True))
+            return turn
         conversation = Conversation(self.settings, self.pools[vad], base_language(language))
-        self._unbound.add(conversation)
         turn = await conversation.start(respond=respond)
         if respond:
-            turn.claim = Claim(pending=True)
-            self._spawn(self._park(turn, conversation))
+            self._expect_claim(_Parked(turn, conversation))
         else:
+            self._unbound.add(conversation)
             self._spawn(self._close_after(turn, conversation))
         return turn
 
-    async def answer(self, text: str, conversation_id: str | None, language: str | None) -> Turn:
-        """The turn answering `text`: a parked spoken turn if it fits, else a typed turn.
+    def _likely_conversation(self, client: str | None) -> Conversation | None:
+        """Where `client`'s next spoken request will most likely go: its last one's.
+
+        HA 2025.7+ keeps a satellite's conversation_id until five minutes after its last use,
+        so an utterance soon after another is usually a follow-up in it. Started there, its
+        answer has the history and takes one round trip; if another conversation claims it
+        after all (another satellite, a new conversation), it is retracted (`_release`) and
+        asked there. Only an idle conversation is borrowed: a busy one would hold this up.
+        """
+        conversation_id = self._last_spoken.get(client) if client else None
+        conversation = self.conversations.get(conversation_id) if conversation_id else None
+        if conversation is None or conversation.closed or not conversation.turns:
+            return None
+        if time.monotonic() - conversation.last_used > HA_CONVERSATION_SECONDS:
+            return None  # HA has started a new one by now
+        busy = conversation.current is not None and not conversation.current.finished
+        return None if busy else conversation
+
+    def _expect_claim(self, started: _Parked) -> None:
+        started.turn.claim = Claim(pending=True)
+        self._started.add(started)
+        self._spawn(self._park(started))
+
+    async def answer(
+        self,
+        text: str,
+        conversation_id: str | None,
+        language: str | None,
+        client: str | None = None,
+    ) -> Turn:
+        """The turn answering `text`: a started spoken turn if it fits, else a typed turn.
 
         Without a conversation id (Home Assistant up to 2025.6 sends none) nobody can
         continue the conversation: it is closed, session and all, once its turn is over.
         """
         self._ensure_sweeper()
-        parked = self._unpark(text)
+        started = self._unpark(text)
+        if started is not None and client and conversation_id:
+            self._remember_speaker(client, conversation_id)
         existing = self.conversations.get(conversation_id) if conversation_id else None
-        if parked is not None:
-            if existing is None or not existing.turns:
-                parked.turn.claim.decide(True)
-                if existing is not None:
-                    self._spawn(existing.close())
-                self._keep(conversation_id, parked.conversation, parked.turn)
-                return parked.turn
-            # A follow-up: its answer must come from its own conversation's history. The
-            # utterance is asked again there, so the live page shows it once, as that turn.
-            _LOGGER.debug("Follow-up in %s: asking its own session", conversation_id)
-            parked.turn.claim.decide(False)
-            self.activity.forget(parked.turn)
-            self._spawn(parked.conversation.close())
+        if started is not None:
+            if self._fits(started, existing):
+                started.turn.claim.decide(True)
+                self._keep(conversation_id, started.conversation, started.turn, adopt=True)
+                return started.turn
+            # Started without this conversation's history: asked again where it belongs,
+            # and shown once on the live page, as that turn.
+            _LOGGER.debug("%r belongs to %s: asking it there", text, conversation_id)
+            started.turn.claim.decide(False)
+            self.activity.forget(started.turn)
+            self._spawn(self._release(started))
         if conversation_id is None:
             conversation = Conversation(self.settings, self.pools[False], base_language(language))
         else:
@@ -244,21 +295,52 @@ class Assistant:
         self._keep(conversation_id, conversation, turn)
         return turn
 
-    def _keep(self, conversation_id: str | None, conversation: Conversation, turn: Turn) -> None:
-        """Remember `turn` in its conversation, or close the conversation after it (no id)."""
+    @staticmethod
+    def _fits(started: _Parked, existing: Conversation | None) -> bool:
+        """Whether a started answer answers the request of conversation `existing`.
+
+        One started in that conversation does; one started in a session of its own does
+        when the conversation is new (or has nothing to remember yet); one borrowed from
+        another conversation never does.
+        """
+        if started.borrowed:
+            return started.conversation is existing
+        return existing is None or not existing.turns
+
+    def _remember_speaker(self, client: str, conversation_id: str) -> None:
+        """`client`'s spoken request went to `conversation_id` (typed requests do not count:
+        the Assist dialog's conversations are not its satellites')."""
+        self._last_spoken.pop(client, None)
+        self._last_spoken[client] = conversation_id
+        while len(self._last_spoken) > self.settings.conversation.max_conversations:
+            del self._last_spoken[next(iter(self._last_spoken))]  # the longest unheard host
+
+    def _keep(
+        self,
+        conversation_id: str | None,
+        conversation: Conversation,
+        turn: Turn,
+        *,
+        adopt: bool = False,
+    ) -> None:
+        """Remember `turn` in its conversation, or close the conversation after it (no id).
+
+        `adopt`: the conversation (a started answer's) becomes `conversation_id`'s now.
+        """
         if conversation_id is None:
             self._spawn(self._close_after(turn, conversation))
             return
-        if self.conversations.get(conversation_id) is not conversation:
+        if adopt:
             self._adopt(conversation_id, conversation)
         self._spawn(conversation.remember(turn))
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        parked = [p.conversation for entries in self._parked.values() for p in entries]
+        started = [p.conversation for p in self._started if not p.borrowed]
+        self._started.clear()
         self._parked.clear()
-        conversations = {*self.conversations.values(), *parked, *self._unbound}
+        conversations = {*self.conversations.values(), *started, *self._unbound}
         self.conversations.clear()
         self._unbound.clear()
         await asyncio.gather(*(c.close() for c in conversations), return_exceptions=True)
@@ -280,68 +362,84 @@ class Assistant:
         return conversation
 
     def _adopt(self, conversation_id: str, conversation: Conversation) -> None:
+        """`conversation` is `conversation_id`'s; one it replaces is closed (never dropped
+        with its session open); the least recently used beyond max_conversations too."""
+        displaced = self.conversations.get(conversation_id)
+        if displaced is not None and displaced is not conversation:
+            self._spawn(displaced.close(in_use=True))
         self.conversations[conversation_id] = conversation
         self.conversations.move_to_end(conversation_id)
         while len(self.conversations) > self.settings.conversation.max_conversations:
             _, oldest = self.conversations.popitem(last=False)
             self._spawn(oldest.close(in_use=True))
 
-    async def _park(self, turn: Turn, conversation: Conversation) -> None:
+    async def _park(self, started: _Parked) -> None:
         """Park the answer under its transcript for the agent request; give up after the claim.
 
         Home Assistant asks within milliseconds of the transcript (a few hundred the first
         time it loads its intents). Past `claim_seconds` it never will: HA answered the
-        command itself. The answer is then cancelled upstream if still running, and its
-        session closed; a request arriving later still, is asked again as text.
+        command itself. The answer is then released (`_release`); a request arriving later
+        still, is asked again as text.
         """
+        turn = started.turn
         try:
             transcript = await turn.transcript.wait()
-            if conversation not in self._unbound:
+            if started not in self._started:
                 return  # claimed the moment its transcript was out, or closed
-            self._unbound.discard(conversation)
             if not transcript.strip():
-                await turn.cancel()
-                await conversation.close()
+                self._started.discard(started)
+                await self._release(started)
                 return
             claim = self.settings.conversation.claim_seconds
-            entry = _Parked(turn, conversation, normalise(transcript), time.monotonic() + claim)
-            self._parked.setdefault(entry.key, []).append(entry)
+            started.key, started.expires = normalise(transcript), time.monotonic() + claim
+            self._parked.setdefault(started.key, []).append(started)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry.settled.wait(), claim)
-            await self._give_up(entry)
+                await asyncio.wait_for(started.settled.wait(), claim)
+            if self._take(started):
+                _LOGGER.info("Nobody asked for the answer to %r: cancelled", transcript)
+                await self._release(started)
         finally:
             turn.claim.decide(False)  # no-op once claimed
 
-    async def _give_up(self, entry: _Parked) -> None:
-        """Its claim window is over: cancel the answer and close its conversation (once)."""
-        entries = self._parked.get(entry.key, [])
-        if entry not in entries:
-            return  # claimed, or given up already
-        entries.remove(entry)
-        if not entries:
-            del self._parked[entry.key]
-        entry.settled.set()
-        _LOGGER.info("Nobody asked for the answer to %r: cancelled", entry.turn.transcript.text)
-        entry.turn.claim.decide(False)
-        await entry.turn.cancel()
-        await entry.conversation.close()
+    async def _release(self, started: _Parked) -> None:
+        """A started answer nobody will read: cancel it, and undo it where it ran.
+
+        A session of its own is closed. A borrowed conversation stays as it was before the
+        turn: the user's words and the answer are deleted from its session (they never
+        joined its history), so its next turn does not see them.
+        """
+        started.turn.claim.decide(False)
+        await started.turn.cancel()
+        if started.borrowed:
+            await started.conversation.retract(started.turn)
+        else:
+            await started.conversation.close()
+
+    def _take(self, started: _Parked) -> bool:
+        """Remove `started` from the waiting answers; False if it was taken already."""
+        if started not in self._started:
+            return False
+        self._started.discard(started)
+        entries = self._parked.get(started.key, [])
+        if started in entries:
+            entries.remove(started)
+            if not entries:
+                del self._parked[started.key]
+        started.settled.set()
+        return True
 
     def _unpark(self, text: str) -> _Parked | None:
+        """The started answer whose transcript is `text`, taken (the oldest first)."""
         key = normalise(text)
-        entries = self._parked.get(key)
-        if entries:
-            entry = entries.pop(0)
-            if not entries:
-                del self._parked[key]
-            entry.settled.set()
-            return entry
+        for started in self._parked.get(key, []):
+            self._take(started)
+            return started
         # The agent request can race the parking task: match a just-finished transcript too.
-        for conversation in self._unbound:
-            turn = conversation.current
-            done = turn is not None and turn.respond and turn.transcript.done
-            if done and normalise(turn.transcript.text) == key:
-                self._unbound.discard(conversation)
-                return _Parked(turn, conversation)
+        for started in self._started:
+            done = started.turn.transcript.done and not started.key
+            if done and normalise(started.turn.transcript.text) == key:
+                self._take(started)
+                return started
         return None
 
     async def _close_after(self, turn: Turn, conversation: Conversation) -> None:
@@ -371,7 +469,8 @@ class Assistant:
         """
         now = time.monotonic() if now is None else now
         expired = [p for entries in self._parked.values() for p in entries if p.expires <= now]
-        await asyncio.gather(*(self._give_up(p) for p in expired), return_exceptions=True)
+        given_up = [self._release(p) for p in expired if self._take(p)]
+        await asyncio.gather(*given_up, return_exceptions=True)
         idle = self.settings.conversation.idle_seconds
         ids = [c for c, conv in self.conversations.items() if now - conv.last_used > idle]
         unused = [self.conversations.pop(cid) for cid in ids]

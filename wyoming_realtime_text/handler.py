@@ -26,6 +26,7 @@ from wyoming.info import Describe
 from wyoming.ping import Ping, Pong
 from wyoming.pipeline import RunPipeline
 
+from .activity import client_name
 from .config import Settings
 from .conversations import Assistant
 from .info import build_info
@@ -103,7 +104,9 @@ class RealtimeTextHandler(GuardedHandler):
         context = request.context or {}
         language = context.get("language") or request.language
         started = time.monotonic()
-        turn = await self.assistant.answer(request.text, context.get("conversation_id"), language)
+        turn = await self.assistant.answer(
+            request.text, context.get("conversation_id"), language, client_name(self.client)
+        )
         self.assistant.activity.track(self.client, turn)
         try:
             await send_answer(self.write_event, turn, request.context)

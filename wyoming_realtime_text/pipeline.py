@@ -24,6 +24,7 @@ from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
 from wyoming.pipeline import PipelineStage, RunPipeline
 from wyoming.tts import Synthesize
 
+from .activity import client_name
 from .audio import AudioConverter, AudioFormatError, check_format
 from .config import Settings
 from .conversations import Assistant
@@ -224,6 +225,7 @@ class VoicePipeline:
             self.conversation_id if streamed else None,
             respond=respond,
             vad=streamed,
+            client=client_name(self.label),
         )
         if not streamed:
             self._speech = None
@@ -261,9 +263,12 @@ class VoicePipeline:
             async for part in turn.transcript.follow():
                 await self.write(TranscriptChunk(text=part).event())
         text = await turn.transcript.wait()
-        await self.write(Transcript(text=text, language=self.language).event())
         if hand_over:
-            self._owned.discard(turn)  # HA's agent request may claim its answer now
+            # HA's agent request may claim the answer once HA has the words; HA hangs up as
+            # soon as it reads them, which must not cancel the answer (an unclaimed one is
+            # given up at claim_seconds).
+            self._owned.discard(turn)
+        await self.write(Transcript(text=text, language=self.language).event())
         if not self.satellite:
             await self.write(TranscriptStop().event())
         return text

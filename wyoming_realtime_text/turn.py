@@ -116,7 +116,8 @@ class Turn:
         self.outcome: Outcome | None = None
         self.reason: str | None = None
         self.user_item_id: str | None = None
-        self.item_ids: tuple[str, ...] = ()
+        self.item_ids: tuple[str, ...] = ()  # the response's output items, from response.done
+        self._answer_items: list[str] = []  # ... as they were added, before it is done
         self.audio_bytes_sent = 0
         self.audio_ended_at: float | None = None
         self.audio_done = asyncio.Event()  # the user's audio ended, however it was decided
@@ -178,6 +179,12 @@ class Turn:
         if self._session is None:
             return 0
         return self._session.audio_deltas_dropped - self._dropped_before
+
+    @property
+    def added_items(self) -> tuple[str, ...]:
+        """The items this turn added to its session: the user's words and the answer's."""
+        answer = dict.fromkeys((*self._answer_items, *self.item_ids))
+        return tuple(i for i in (self.user_item_id, *answer) if i)
 
     @property
     def ending(self) -> str:
@@ -294,6 +301,7 @@ class Turn:
             self._dropped_earlier += self._dropped_here()
             self._session, self._dropped_before = session, session.audio_deltas_dropped
             self.user_item_id, self.item_ids = None, ()
+            self._answer_items = []
         self._filter = ControlTokenFilter()  # an attempt's answer starts afresh
         self._answer_from_audio = None
         return session
@@ -407,6 +415,8 @@ class Turn:
         elif isinstance(event, ItemAdded):
             if event.role == "user" and self.user_item_id is None:
                 self.user_item_id = event.item_id
+            elif event.role == "assistant":
+                self._answer_items.append(event.item_id)
         elif isinstance(event, InputTranscriptDelta):
             if self.attempts == 1 or not self.transcript.text:
                 self.transcript.push(event.text)  # a retry's deltas would repeat the first's
