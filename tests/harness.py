@@ -31,6 +31,12 @@ RESPONSE_TIMEOUT = 3.0
 SECRET_KEY = "sk-test-SECRET-9f8e7d6c5b4a"
 
 
+def cache_dir() -> Path:
+    """Where real peers' environments are kept between runs (one build per machine)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wyoming-realtime-text"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
