@@ -296,6 +296,7 @@ class Driver:
         result: dict[str, Any] = {
             "events": events,
             "speech_end": round((len(lead) + len(speech)) / (rate * width), 3),
+            "audio_seconds": round(len(audio) / (rate * width), 3),
             "audio_sent_seconds": round(sent["bytes"] / (rate * width), 3),
             "elapsed": round(time.monotonic() - started, 3),
         }
