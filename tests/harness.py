@@ -37,6 +37,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SILENCE = bytes(16000 * 2 * 3)  # 3 s of a quiet room after the words (16 kHz pcm16)
 
 
+def cache_dir() -> Path:
+    """Where real peers' environments are kept between runs (one build per machine)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wyoming-realtime-text"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

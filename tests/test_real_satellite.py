@@ -34,7 +34,7 @@ from typing import BinaryIO
 
 import pytest
 import pytest_asyncio
-from harness import free_port, server_config, start_server, stop_server
+from harness import cache_dir, free_port, server_config, start_server, stop_server
 from scripted_wake import ScriptedWake
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimulatedTts
@@ -73,11 +73,6 @@ SND_SCRIPT = (
     "import shutil, sys; f = open(sys.argv[1], 'ab'); "
     "shutil.copyfileobj(sys.stdin.buffer, f); f.close()"
 )
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "wyoming-realtime-text"
 
 
 def _install_satellite(venv: Path) -> str | None:

@@ -1,0 +1,501 @@
+"""Black-box tests against REAL Home Assistant core, for the HA releases users have now.
+
+Each release runs in its own cached environment (`real_ha_env`): HA 2026.11 on Python 3.14
+in a Debian chroot, 2025.12.5 and 2025.4.4 on pyenv's Python 3.13.0. HA core is booted
+headless on loopback by `ha_driver.py`; our server is added through HA's real Wyoming config
+flow (through `WyomingTap`, a recording proxy, so that what HA sends us can be read), with
+the simulated Wyoming TTS as a second entry; the preferred Assist pipeline uses our STT and
+agent and that TTS. Speech is the repo's espeak-ng WAVs, streamed as a satellite would; the
+Realtime simulator's STT "hears" the text each test gives it.
+
+Each HA boots once per module run; the observations several checks share (a first spoken
+turn, a spoken follow-up, a local command) are made once, in module fixtures, and each
+check asserts one thing about them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from harness import ServerProcess, free_port, running_server, server_config
+from real_ha import HaProcess
+from real_ha_env import EnvError, EnvMissing, HaEnv, HaSpec, ha_env
+from wyoming_tap import Connection, WyomingTap
+
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection, SimulatedTts
+
+SPECS = [
+    HaSpec("2026.11.0", "3.14", chroot=True),
+    HaSpec("2025.12.5", "3.13.0"),
+    HaSpec("2025.4.4", "3.13.0"),
+]
+# Environment builds count toward the first test of each release; every wait inside is
+# bounded on its own (build steps, HA's boot, each command).
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(2400)]
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KITCHEN, BEDROOM = FIXTURES / "speech-kitchen.wav", FIXTURES / "speech-bedroom.wav"
+LANGUAGES = ["en", "ja"]  # our server's `languages` (harness.server_config)
+OUR_TITLE, TTS_TITLE = "realtime-text", "simulated-tts"  # the entries' titles: program names
+QUESTION = "What is the weather like today?"
+FOLLOW_UP = "And what about tomorrow?"
+TYPED = "How far away is the moon?"
+LOCAL_TIME = "What time is it?"
+LOCAL_LIGHT = "Turn on the kitchen light."
+BUILDS_AT_ONCE = 2  # environments built side by side (the machines have 2 cores)
+SETTLE_SECONDS = 0.5  # after a request, for what our server still does for it
+CHUNK_BYTES = 320  # HA's STT audio: 10 ms at 16 kHz, 16-bit mono
+
+
+def answer_to(text: str) -> str:
+    """What the simulated model answers: one sentence, so the TTS speaks it in one piece."""
+    return f"Realtime answer to {text.strip().rstrip('.?!')}."
+
+
+def at_least(spec: HaSpec, release: str) -> bool:
+    """``spec`` is HA ``release`` ("2025.7") or newer."""
+
+    def parts(version: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in version.split(".")[:2])
+
+    return parts(spec.version) >= parts(release)
+
+
+# -- the rig -----------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """What reached the simulator and the tap between two moments: one request's share.
+
+    Closed a moment after the request, so that what our server still does for it (a late
+    `response.create`, a cancel) is counted with it and not with the next one.
+    """
+
+    sim: RealtimeSimulator
+    tap: WyomingTap
+    start: dict[int, int]  # id(connection) → its received count at the start
+    tap_start: int
+    end: dict[int, int] | None = None
+    tap_end: int | None = None
+
+    @classmethod
+    def open(cls, sim: RealtimeSimulator, tap: WyomingTap) -> Window:
+        return cls(sim, tap, _counts(sim), len(tap.connections))
+
+    async def close(self) -> None:
+        await asyncio.sleep(SETTLE_SECONDS)
+        self.end, self.tap_end = _counts(self.sim), len(self.tap.connections)
+
+    def sim_events(self) -> list[tuple[SimConnection, dict[str, Any]]]:
+        """Client events that reached the simulator in the window, with their connection."""
+        assert self.end is not None, "window still open"
+        return [
+            (conn, event)
+            for conn in self.sim.connections
+            if id(conn) in self.end
+            for event in conn.received[self.start.get(id(conn), 0) : self.end[id(conn)]]
+        ]
+
+    def count(self, event_type: str) -> int:
+        return sum(1 for _, event in self.sim_events() if event["type"] == event_type)
+
+    def texts(self, conn: SimConnection | None = None) -> list[str]:
+        """Texts our server put into a session (`conversation.item.create`) in the window."""
+        return [
+            part.get("text")
+            for c, event in self.sim_events()
+            if event["type"] == "conversation.item.create" and conn in (None, c)
+            for part in event["item"]["content"]
+        ]
+
+    def tap_connections(self, kind: str) -> list[Connection]:
+        return [c for c in self.tap.connections[self.tap_start : self.tap_end] if c.kind == kind]
+
+
+def _counts(sim: RealtimeSimulator) -> dict[int, int]:
+    return {id(conn): len(conn.received) for conn in sim.connections}
+
+
+@dataclass
+class Rig:
+    spec: HaSpec
+    env: HaEnv
+    sim: RealtimeSimulator
+    tts: SimulatedTts
+    server: ServerProcess
+    tap: WyomingTap
+    ha: HaProcess
+
+    @contextlib.asynccontextmanager
+    async def window(self) -> AsyncIterator[Window]:
+        window = Window.open(self.sim, self.tap)
+        yield window
+        await window.close()
+
+    def context(self) -> str:
+        """What to show when a check fails: both sides' logs."""
+        ours = self.server.log()[-6000:]
+        return f"\n--- our server's log ---\n{ours}\n--- HA's log ---\n{self.ha.log()}"
+
+    async def speak(self, wav: Path, heard: str, **options: Any) -> Turn:
+        """One spoken request through HA's Assist pipeline, and what reached us for it."""
+        self.sim.scenario = Scenario(transcript=heard, reply=answer_to)
+        async with self.window() as window:
+            result = await self.ha.call("pipeline", wav=wav.name, **options)
+        turn = Turn(result, window)
+        # Shown with -s, or when a check fails.
+        print(f"{self.spec.label}: {heard!r}: {turn.timeline()}; upstream {upstream(turn)}")
+        return turn
+
+    async def type(self, text: str, conversation_id: str | None = None) -> dict[str, Any]:
+        self.sim.scenario = Scenario(reply=answer_to)
+        return await self.ha.call(
+            "converse", text=text, conversation_id=conversation_id, agent_title=OUR_TITLE
+        )
+
+
+@pytest.fixture(scope="module", params=SPECS, ids=lambda spec: f"ha{spec.version}")
+def spec(request: pytest.FixtureRequest) -> HaSpec:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def builds(request: pytest.FixtureRequest) -> Iterator[dict[HaSpec, Future[HaEnv]]]:
+    """The selected releases' environments, built (or found) two at a time from the start.
+
+    From nothing, each build takes minutes, mostly downloading and unpacking: the later
+    releases build while the first one's tests run.
+    """
+    selected = {
+        item.callspec.params["spec"]
+        for item in request.session.items
+        if "spec" in getattr(getattr(item, "callspec", None), "params", {})
+    }
+    with ThreadPoolExecutor(max_workers=BUILDS_AT_ONCE, thread_name_prefix="ha-env") as pool:
+        yield {spec: pool.submit(ha_env, spec) for spec in SPECS if spec in selected}
+
+
+@pytest.fixture(scope="module")
+def env(spec: HaSpec, builds: dict[HaSpec, Future[HaEnv]]) -> HaEnv:
+    """The release's environment; a build that fails is a test failure, with pip's words."""
+    try:
+        return builds[spec].result()
+    except EnvMissing as missing:
+        pytest.skip(f"{spec.label}: this machine lacks a prerequisite: {missing}")
+    except EnvError as err:
+        pytest.fail(f"cannot build {spec.label}: {err}", pytrace=False)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def rig(
+    spec: HaSpec, env: HaEnv, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Rig]:
+    tmp = tmp_path_factory.mktemp(f"real-ha-{spec.version}")
+    async with (
+        RealtimeSimulator(host="127.0.0.1", port=0) as sim,
+        SimulatedTts() as tts,
+        running_server(tmp, server_config(sim.url, "ga")) as server,
+        WyomingTap(server.port) as tap,
+    ):
+        settings = {
+            "http_port": free_port(),
+            "wyoming": [["127.0.0.1", tap.port], ["127.0.0.1", tts.port]],
+            "agent_title": OUR_TITLE,
+            "tts_title": TTS_TITLE,
+        }
+        ha = await HaProcess.start(env, tmp / "ha", settings, [KITCHEN, BEDROOM])
+        try:
+            yield Rig(spec, env, sim, tts, server, tap, ha)
+        finally:
+            code = await ha.stop()
+            shutil.rmtree(tmp / "ha", ignore_errors=True)
+        assert code == 0, f"HA exited {code}"
+
+
+@dataclass
+class Turn:
+    """A spoken request's pipeline result, and what reached our server and the simulator."""
+
+    result: dict[str, Any]
+    window: Window
+
+    def events(self, event_type: str) -> list[dict[str, Any]]:
+        return [e for e in self.result["events"] if e["type"] == event_type]
+
+    def event(self, event_type: str) -> dict[str, Any]:
+        found = self.events(event_type)
+        assert len(found) == 1, (event_type, self.result["events"])
+        return found[0]
+
+    @property
+    def stt_text(self) -> str:
+        return self.event("stt-end")["data"]["stt_output"]["text"]
+
+    @property
+    def intent_output(self) -> dict[str, Any]:
+        return self.event("intent-end")["data"]["intent_output"]
+
+    @property
+    def speech(self) -> str:
+        return self.intent_output["response"]["speech"]["plain"]["speech"]
+
+    @property
+    def conversation_id(self) -> str:
+        return self.intent_output["conversation_id"]
+
+    def timeline(self) -> str:
+        """When each pipeline stage ended, in seconds from the first audio sent."""
+        stages = ["stt-vad-start", "stt-vad-end", "stt-end", "intent-end", "tts-end"]
+        times = {e["type"]: e["t"] for e in self.result["events"] if e["type"] in stages}
+        steps = ", ".join(f"{name} {t:.3f}" for name, t in times.items())
+        return f"speech ended {self.result['speech_end']:.3f}: {steps}"
+
+    def agent_requests(self) -> list[Connection]:
+        return self.window.tap_connections("agent")
+
+    def commit_connection(self) -> SimConnection:
+        """The Realtime session that heard this request's audio."""
+        conns = [c for c, e in self.window.sim_events() if e["type"] == "input_audio_buffer.commit"]
+        assert len(conns) == 1, conns
+        return conns[0]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def first_turn(rig: Rig) -> Turn:
+    """A spoken question that starts a conversation, from the device HA knows it by."""
+    return await rig.speak(KITCHEN, QUESTION, from_device=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def follow_up(rig: Rig, first_turn: Turn) -> Turn:
+    """A spoken follow-up in the first turn's conversation (HA's conversation_id)."""
+    return await rig.speak(BEDROOM, FOLLOW_UP, conversation_id=first_turn.conversation_id)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def local_turns(rig: Rig) -> dict[str, Turn]:
+    """Commands HA's own intents answer, spoken with "prefer handling commands locally" on."""
+    await rig.ha.call("set_state", entity_id="input_boolean.kitchen_light", on=False)
+    turns = {}
+    for text in (LOCAL_TIME, LOCAL_LIGHT):
+        turns[text] = await rig.speak(KITCHEN, text, prefer_local=True)
+    return turns
+
+
+# -- setup: the config flow and the entities ---------------------------------------------
+
+
+async def test_config_flow_makes_stt_and_agent_with_our_languages(rig: Rig) -> None:
+    entries = rig.ha.ready["entries"]
+    assert [e["title"] for e in entries] == [OUR_TITLE, TTS_TITLE], rig.context()
+    assert all(e["state"].endswith("LOADED") for e in entries), entries
+    entities = await rig.ha.call("entities")
+    ours = {e["domain"]: e for e in entities if e["entry_title"] == OUR_TITLE}
+    assert set(ours) == {"stt", "conversation"}, entities  # no TTS: we never speak
+    assert sorted(ours["stt"]["languages"]) == LANGUAGES
+    assert sorted(ours["conversation"]["languages"]) == LANGUAGES
+    tts = [e for e in entities if e["entry_title"] == TTS_TITLE]
+    assert [e["domain"] for e in tts] == ["tts"], entities
+    # The config flow and the entry's setup each asked our server what it offers.
+    assert [c.types() for c in rig.tap.connections[:2]] == [["describe"]] * 2
+
+
+async def test_pipeline_uses_our_stt_and_agent(rig: Rig) -> None:
+    pipeline = rig.ha.ready["pipeline"]
+    assert pipeline["stt_engine"] == "stt.realtime_text", pipeline
+    assert pipeline["conversation_engine"] == "conversation.realtime_text", pipeline
+    assert pipeline["tts_engine"] == "tts.simulated_tts", pipeline
+
+
+# -- a spoken turn: stt → intent → tts ---------------------------------------------------
+
+
+async def test_spoken_turn_stt_intent_tts(rig: Rig, first_turn: Turn) -> None:
+    turn = first_turn
+    assert not turn.events("error"), (turn.result["events"], rig.context())
+    assert turn.stt_text == QUESTION
+    assert turn.event("intent-end")["data"].get("processed_locally") in (False, None)
+    assert turn.speech == answer_to(QUESTION), rig.context()
+    assert turn.event("tts-start")["data"]["tts_input"] == answer_to(QUESTION)
+    # The answer was spoken by the TTS HA was given, and HA serves that very audio.
+    assert answer_to(QUESTION) in rig.tts.synthesized
+    audio = turn.result["tts_audio"]
+    assert audio["status"] == 200, audio
+    seconds = rig.tts.seconds_per_char * len(answer_to(QUESTION))
+    assert audio["wav"]["frames"] == round(seconds * rig.tts.rate), audio
+    # Events in order, the transcript before the answer.
+    types = [e["type"] for e in turn.result["events"]]
+    assert types.index("stt-end") < types.index("intent-end") < types.index("tts-end"), types
+
+
+async def test_spoken_turn_reaches_us_once(rig: Rig, first_turn: Turn) -> None:
+    """One STT request and one agent request; one commit and one response upstream."""
+    window = first_turn.window
+    assert len(window.tap_connections("stt")) == 1, rig.context()
+    assert len(first_turn.agent_requests()) == 1, rig.context()
+    assert window.count("input_audio_buffer.commit") == 1
+    assert window.count("response.create") == 1, [e["type"] for _, e in window.sim_events()]
+    # The agent's answer came from the session that heard the audio (one round trip).
+    conn = first_turn.commit_connection()
+    assert [e["type"] for c, e in window.sim_events() if c is not conn] == []
+    agent = first_turn.agent_requests()[0]
+    answered = [e.type for e in agent.answered]
+    assert answered.count("handled") == 1 and "not-handled" not in answered, answered
+
+
+# -- what HA sends us, per release -------------------------------------------------------
+
+
+async def test_stt_request_as_ha_sends_it(rig: Rig, first_turn: Turn) -> None:
+    [stt] = first_turn.window.tap_connections("stt")
+    assert stt.sent[0].type == "transcribe" and stt.sent[0].data.get("language") == "en"
+    start = stt.first("audio-start")
+    assert start is not None
+    assert (start.data["rate"], start.data["width"], start.data["channels"]) == (16000, 2, 1)
+    sizes = [e.payload_length for e in stt.sent if e.type == "audio-chunk"]
+    assert sizes and set(sizes[:-1]) == {CHUNK_BYTES} and 0 < sizes[-1] <= CHUNK_BYTES, sizes
+    assert stt.types()[-1] == "audio-stop", stt.types()[-3:]
+    # HA streamed the speech and cut it at the end of its own VAD: all the words, not the
+    # seconds of silence after them that the "microphone" had.
+    streamed = len(sizes) * CHUNK_BYTES / 32000
+    result = first_turn.result
+    assert result["speech_end"] < streamed < result["audio_seconds"] - 2, (streamed, result)
+
+
+async def test_agent_request_context_by_release(rig: Rig, first_turn: Turn) -> None:
+    """≤ 2025.6: no context; 2025.7+: conversation_id; 2026: device_id, language too."""
+    [agent] = first_turn.agent_requests()
+    request = agent.first("transcript")
+    assert request is not None and request.data["text"] == QUESTION
+    version = request.header.get("version")
+    print(f"{rig.spec.label}: agent request {request.data} (wyoming {version})")
+    context = request.data.get("context") or {}
+    pipeline_conversation = first_turn.event("run-start")["data"].get("conversation_id")
+    if not at_least(rig.spec, "2025.7"):
+        assert "conversation_id" not in context, request.data  # wyoming 1.5.4 drops it
+        return
+    assert context.get("conversation_id") == pipeline_conversation, request.data
+    assert context["conversation_id"] == first_turn.conversation_id
+    if at_least(rig.spec, "2026.1"):
+        assert context.get("device_id") == rig.ha.ready["device_id"], request.data
+        assert request.data.get("language") == "en", request.data
+
+
+# -- a typed turn ------------------------------------------------------------------------
+
+
+async def test_typed_turn_answers(rig: Rig) -> None:
+    async with rig.window() as window:
+        result = await rig.type(TYPED)
+    assert result["speech"] == answer_to(TYPED), (result, rig.context())
+    [agent] = window.tap_connections("agent")
+    assert agent.first("transcript").data["text"] == TYPED
+    assert window.tap_connections("stt") == []
+    assert window.texts() == [TYPED]
+    assert window.count("response.create") == 1
+
+
+# -- a follow-up in the same conversation ------------------------------------------------
+
+
+async def test_follow_up_keeps_the_conversation(
+    rig: Rig, first_turn: Turn, follow_up: Turn
+) -> None:
+    assert not follow_up.events("error"), (follow_up.result["events"], rig.context())
+    assert follow_up.stt_text == FOLLOW_UP
+    assert follow_up.speech == answer_to(FOLLOW_UP), rig.context()
+    assert follow_up.conversation_id == first_turn.conversation_id
+    [agent] = follow_up.agent_requests()
+    context = agent.first("transcript").data.get("context") or {}
+    if not at_least(rig.spec, "2025.7"):
+        # HA ≤ 2025.6 sends no conversation_id: our server cannot know it is a follow-up.
+        assert "conversation_id" not in context
+        pytest.skip(f"{rig.spec.label} sends no conversation_id: no follow-ups to keep")
+    assert context.get("conversation_id") == first_turn.conversation_id
+    # The follow-up reached the first turn's Realtime session, where its history is.
+    first_session = first_turn.commit_connection()
+    understood = list(first_session.item_texts.values())
+    assert QUESTION in understood and FOLLOW_UP in understood, (understood, rig.context())
+    answered = [e.type for e in agent.answered]
+    assert answered.count("handled") == 1, answered
+
+
+def upstream(turn: Turn) -> dict[str, list[str]]:
+    """What our server sent upstream for ``turn``, per session, without the audio appends."""
+    sessions: dict[str, list[str]] = {}
+    for conn, event in turn.window.sim_events():
+        if event["type"] != "input_audio_buffer.append":
+            name = f"session {turn.window.sim.connections.index(conn)}"
+            sessions.setdefault(name, []).append(event["type"])
+    return sessions
+
+
+async def test_one_response_per_spoken_request(
+    rig: Rig, first_turn: Turn, local_turns: dict[str, Turn]
+) -> None:
+    """Each spoken request costs the Realtime API exactly one response."""
+    turns = {"first turn": first_turn, **local_turns}
+    counts = {name: turn.window.count("response.create") for name, turn in turns.items()}
+    sent = {name: upstream(turn) for name, turn in turns.items()}
+    assert counts == dict.fromkeys(counts, 1), (counts, sent)
+
+
+async def test_one_response_per_spoken_follow_up(rig: Rig, follow_up: Turn) -> None:
+    """A spoken follow-up too: one response, not one at audio-stop and another for the text."""
+    count = follow_up.window.count("response.create")
+    assert count == 1, (count, upstream(follow_up))
+
+
+# -- prefer handling commands locally ----------------------------------------------------
+
+
+async def test_prefer_local_time_never_reaches_our_agent(
+    rig: Rig, local_turns: dict[str, Turn]
+) -> None:
+    turn = local_turns[LOCAL_TIME]
+    assert not turn.events("error"), turn.result["events"]
+    assert turn.stt_text == LOCAL_TIME
+    assert turn.event("intent-end")["data"].get("processed_locally") is True, turn.result
+    assert re.search(r"\d{1,2}:\d{2}", turn.speech), turn.speech  # HA's own clock
+    assert turn.agent_requests() == [], rig.context()
+
+
+async def test_prefer_local_device_command_never_reaches_our_agent(
+    rig: Rig, local_turns: dict[str, Turn]
+) -> None:
+    turn = local_turns[LOCAL_LIGHT]
+    assert not turn.events("error"), turn.result["events"]
+    assert turn.event("intent-end")["data"].get("processed_locally") is True, turn.result
+    assert turn.agent_requests() == [], rig.context()
+    assert await rig.ha.call("state", entity_id="input_boolean.kitchen_light") == "on"
+
+
+async def test_prefer_local_passes_other_questions_to_us(rig: Rig) -> None:
+    """What HA's intents do not know still reaches our agent, answered once."""
+    question = "Tell me a story about a robot."
+    turn = await rig.speak(BEDROOM, question, prefer_local=True)
+    assert turn.speech == answer_to(question), (turn.result, rig.context())
+    assert turn.event("intent-end")["data"].get("processed_locally") is False
+    assert len(turn.agent_requests()) == 1
+    assert turn.window.count("response.create") == 1
+
+
+# -- our side stayed clean ---------------------------------------------------------------
+
+
+async def test_our_server_log_is_clean(rig: Rig, first_turn: Turn, follow_up: Turn) -> None:
+    """Real HA's requests, as they come, give no traceback, error or warning in our log."""
+    log = rig.server.log()
+    bad = [line for line in log.splitlines() if line.startswith(("ERROR", "WARNING", "CRITICAL"))]
+    assert "Traceback" not in log and bad == [], log
