@@ -86,7 +86,7 @@ def server_config(sim_url: str, dialect: str, **extra: Any) -> dict[str, Any]:
         "realtime": {
             "url": sim_url,
             "dialect": dialect,
-            "model": "gpt-realtime" if dialect == "ga" else "gpt-4o-realtime-preview",
+            "model": "gpt-realtime-2.1-mini" if dialect == "ga" else "gpt-4o-realtime-preview",
             "api_key": "${TEST_REALTIME_KEY}",
             "connect_timeout": 3,
             "response_timeout": RESPONSE_TIMEOUT,

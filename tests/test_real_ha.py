@@ -481,14 +481,38 @@ async def test_prefer_local_device_command_never_reaches_our_agent(
     assert await rig.ha.call("state", entity_id="input_boolean.kitchen_light") == "on"
 
 
-async def test_prefer_local_passes_other_questions_to_us(rig: Rig) -> None:
-    """What HA's intents do not know still reaches our agent, answered once."""
+async def test_prefer_local_passes_other_questions_to_us(rig: Rig, first_turn: Turn) -> None:
+    """What HA's intents do not know still reaches our agent, answered once: the next
+    question of a satellite, in its conversation (HA keeps its conversation_id)."""
     question = "Tell me a story about a robot."
-    turn = await rig.speak(BEDROOM, question, prefer_local=True)
+    turn = await rig.speak(
+        BEDROOM, question, prefer_local=True, conversation_id=first_turn.conversation_id
+    )
     assert turn.speech == answer_to(question), (turn.result, rig.context())
     assert turn.event("intent-end")["data"].get("processed_locally") is False
     assert len(turn.agent_requests()) == 1
     assert turn.window.count("response.create") == 1
+
+
+async def test_a_new_conversation_right_after_another_is_answered_in_it(
+    rig: Rig, first_turn: Turn, follow_up: Turn
+) -> None:
+    """Another satellite, or a new conversation, within HA's five minutes: the answer started
+    where the last spoken request went is not this one's (on HA 2025.7+, which says which
+    conversation a request is in). It is undone there and the words asked in the new
+    conversation: the right answer, one round trip slower."""
+    question = "How tall is the tallest mountain?"
+    turn = await rig.speak(KITCHEN, question)
+    assert turn.speech == answer_to(question), (turn.result, rig.context())
+    assert len(turn.agent_requests()) == 1
+    creates = turn.window.count("response.create")
+    if at_least(rig.spec, "2025.7"):  # conversation ids: the guess was made, and undone
+        assert turn.conversation_id != first_turn.conversation_id
+        assert creates == 2, upstream(turn)
+        assert turn.window.count("conversation.item.delete") == 2, upstream(turn)
+        assert turn.window.texts() == [question]
+    else:  # HA up to 2025.6: no conversation to guess, nothing undone
+        assert creates == 1, upstream(turn)
 
 
 # -- our side stayed clean ---------------------------------------------------------------
