@@ -80,10 +80,10 @@ SDK_DEVIATIONS: dict[tuple[Dialect, str], dict[str, Any]] = {
 
 def event_models(dialect: Dialect, direction: Direction) -> dict[str, type[pydantic.BaseModel]]:
     """Event type -> SDK model, from the members of the dialect's event union."""
-    union = _strip_annotated(_UNIONS[(dialect, direction)])
+    union = strip_annotated(_UNIONS[(dialect, direction)])
     models: dict[str, type[pydantic.BaseModel]] = {}
     for member in typing.get_args(union):
-        (etype,) = typing.get_args(_strip_annotated(member.model_fields["type"].annotation))
+        (etype,) = typing.get_args(strip_annotated(member.model_fields["type"].annotation))
         models[etype] = member
     return models
 
@@ -150,13 +150,13 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _strip_annotated(annotation: Any) -> Any:
+def strip_annotated(annotation: Any) -> Any:
     while typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
     return annotation
 
 
-def _is_model(annotation: Any) -> bool:
+def is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
 
 
@@ -183,7 +183,7 @@ def _check_model(
 
 
 def _check(annotation: Any, value: Any, path: str) -> list[Problem]:
-    annotation = _strip_annotated(annotation)
+    annotation = strip_annotated(annotation)
     origin = typing.get_origin(annotation)
     if annotation is Any or annotation is object:
         return []
@@ -211,7 +211,7 @@ def _check(annotation: Any, value: Any, path: str) -> list[Problem]:
             for p in _check(key_type, k, _join(path, str(k)))
             + _check(value_type, v, _join(path, k))
         ]
-    if _is_model(annotation):
+    if is_model(annotation):
         return _check_model(annotation, value, path)
     return _check_scalar(annotation, value, path)
 
@@ -238,7 +238,7 @@ def _check_union(members: tuple[Any, ...], value: Any, path: str) -> list[Proble
     ``None`` members are left out unless the value is null (Optional[X] reads as X).
     """
     if value is not None:
-        members = tuple(m for m in members if _strip_annotated(m) not in (None, type(None)))
+        members = tuple(m for m in members if strip_annotated(m) not in (None, type(None)))
     attempts = [(member, _check(member, value, path)) for member in members]
     if not attempts:
         return [Problem(path, f"expected null, got {_kind(value)}")]
@@ -253,12 +253,12 @@ def _check_union(members: tuple[Any, ...], value: Any, path: str) -> list[Proble
 
 
 def _literals_agree(member: Any, value: Any) -> bool:
-    member = _strip_annotated(member)
-    if not (_is_model(member) and isinstance(value, dict)):
+    member = strip_annotated(member)
+    if not (is_model(member) and isinstance(value, dict)):
         return False
     agreed = False
     for name, info in member.model_fields.items():
-        literal = _strip_annotated(info.annotation)
+        literal = strip_annotated(info.annotation)
         if typing.get_origin(literal) is not Literal or name not in value:
             continue
         if value[name] not in typing.get_args(literal):
@@ -268,7 +268,7 @@ def _literals_agree(member: Any, value: Any) -> bool:
 
 
 def _name(annotation: Any) -> str:
-    annotation = _strip_annotated(annotation)
+    annotation = strip_annotated(annotation)
     return getattr(annotation, "__name__", None) or repr(annotation)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import pydantic
 from pydantic.fields import FieldInfo
-from sdk_oracle import check_value
+from sdk_oracle import check_value, is_model, strip_annotated
 
 # A string field's sample, by field name, where any string will not do.
 STRING_SAMPLES = {
@@ -44,19 +44,9 @@ class Mutation:
     discriminator: bool = False
 
 
-def _strip(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
-
-
 def _members(annotation: Any) -> list[Any]:
     """A union's members, flattened (Optional[Annotated[Union[...]]]), without None."""
-    annotation = _strip(annotation)
+    annotation = strip_annotated(annotation)
     if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
         return [annotation]
     return [m for a in typing.get_args(annotation) for m in _members(a) if m is not type(None)]
@@ -77,7 +67,10 @@ def samples(annotation: Any, name: str = "") -> list[Any]:
     members = _members(annotation)
     if len(members) > 1:
         if str in members:  # any string will do: the Literals beside it add nothing
-            members = [str, *(m for m in members if typing.get_origin(_strip(m)) is not Literal)]
+            members = [
+                str,
+                *(m for m in members if typing.get_origin(strip_annotated(m)) is not Literal),
+            ]
         return [value for member in members for value in samples(member, name)]
     (annotation,) = members
     origin = typing.get_origin(annotation)
@@ -88,7 +81,7 @@ def samples(annotation: Any, name: str = "") -> list[Any]:
         return [[value] for value in samples(item, name)]
     if origin is dict:
         return [{"k": value} for value in samples(typing.get_args(annotation)[1], name)]
-    if _is_model(annotation):
+    if is_model(annotation):
         return _model_samples(annotation)
     simple = {
         str: STRING_SAMPLES.get(name, STRING),
@@ -113,7 +106,7 @@ def mutations(annotation: Any, value: Any, path: str = "") -> Iterator[Mutation]
     fitting = [m for m in members if not check_value(m, value)]
     if not fitting:
         raise ValueError(f"{path}: {value!r} does not fit {annotation!r}")
-    member = _strip(fitting[0])
+    member = strip_annotated(fitting[0])
     origin = typing.get_origin(member)
     if origin is Literal and str not in members:
         yield Mutation("invalid", path, NOT_A_VALUE, repr(member))
@@ -127,7 +120,7 @@ def mutations(annotation: Any, value: Any, path: str = "") -> Iterator[Mutation]
         for key, element in value.items():
             for m in mutations(typing.get_args(member)[1], element, _join(path, key)):
                 yield Mutation(m.kind, m.path, {**value, key: m.value}, m.where, m.discriminator)
-    elif _is_model(member):
+    elif is_model(member):
         yield from _model_mutations(member, value, path)
 
 
@@ -139,7 +132,7 @@ def _model_mutations(
     for key, info in _fields(model).items():
         if info.is_required():
             rest = {k: v for k, v in value.items() if k != key}
-            literal = typing.get_origin(_strip(info.annotation)) is Literal
+            literal = typing.get_origin(strip_annotated(info.annotation)) is Literal
             yield Mutation("missing", _join(path, key), rest, name, literal)
         if key in value:
             for m in mutations(info.annotation, value[key], _join(path, key)):
