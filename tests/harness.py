@@ -224,8 +224,9 @@ class HomeAssistant:
     - before 2025.7: the agent request carries no context (no conversation_id at all);
     - 2025.7 and later: a conversation_id on every agent request, the first included (HA
       makes a new one when a conversation starts);
-    - 2026 and later: the context also has `language`, and the STT result is read while the
-      audio is still being sent: a `transcript` or `error` before `audio-stop` ends it.
+    - 2026 and later: the agent request also has `language` (the event's field; a satellite's
+      `device_id` goes in the context), and the STT result is read while the audio is still
+      being sent: a `transcript` or `error` before `audio-stop` ends it.
     """
 
     def __init__(self, uri: str, version: tuple[int, int] = (2025, 12)) -> None:
@@ -313,10 +314,10 @@ class HomeAssistant:
         context: dict[str, str] | None = None
         if self.sends_context:
             context = {"conversation_id": conversation_id or new_conversation_id()}
-            if self.version >= (2026, 1):
-                context["language"] = "en"
+        language = "en" if self.version >= (2026, 1) else None  # the event's, not the context's
         async with self._connection() as client:
-            await client.write_event(Transcript(text=text, context=context).event())
+            request = Transcript(text=text, language=language, context=context)
+            await client.write_event(request.event())
             await read_until(client, events, Handled, RESPONSE_TIMEOUT + 5)
             await linger_on(client, events, linger)
         handled = next(Handled.from_event(e) for e in events if Handled.is_type(e.type))

@@ -153,7 +153,7 @@ class Conversation:
 
 
 @dataclass(eq=False)
-class _Parked:
+class _Started:
     """An answer started for Home Assistant at audio-stop, until its agent request claims it."""
 
     turn: Turn
@@ -173,8 +173,8 @@ class Assistant:
         self.settings = settings
         self.activity = Activity(settings.web.enabled)  # where its clients report turns
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
-        self._started: set[_Parked] = set()  # started answers until claimed or given up
-        self._parked: dict[str, list[_Parked]] = {}  # ... whose transcript is out, by it
+        self._started: set[_Started] = set()  # started answers until claimed or given up
+        self._parked: dict[str, list[_Started]] = {}  # ... whose transcript is out, by it
         self._unbound: set[Conversation] = set()  # STT-only turns' conversations
         self._last_spoken: dict[str, str] = {}  # client host -> its last spoken conversation
         self._background: set[asyncio.Task[None]] = set()
@@ -222,15 +222,15 @@ class Assistant:
             turn = await conversation.start(respond=respond)
             self._spawn(conversation.remember(turn))
             return turn
-        likely = self._likely_conversation(client) if respond else None
+        likely = self._likely_conversation(client) if respond and not vad else None
         if likely is not None:
             turn = await likely.start(respond=True)
-            self._expect_claim(_Parked(turn, likely, borrowed=True))
+            self._expect_claim(_Started(turn, likely, borrowed=True))
             return turn
         conversation = Conversation(self.settings, self.pools[vad], base_language(language))
         turn = await conversation.start(respond=respond)
         if respond:
-            self._expect_claim(_Parked(turn, conversation))
+            self._expect_claim(_Started(turn, conversation))
         else:
             self._unbound.add(conversation)
             self._spawn(self._close_after(turn, conversation))
@@ -254,7 +254,7 @@ class Assistant:
         busy = conversation.current is not None and not conversation.current.finished
         return None if busy else conversation
 
-    def _expect_claim(self, started: _Parked) -> None:
+    def _expect_claim(self, started: _Started) -> None:
         started.turn.claim = Claim(pending=True)
         self._started.add(started)
         self._spawn(self._park(started))
@@ -296,7 +296,7 @@ class Assistant:
         return turn
 
     @staticmethod
-    def _fits(started: _Parked, existing: Conversation | None) -> bool:
+    def _fits(started: _Started, existing: Conversation | None) -> bool:
         """Whether a started answer answers the request of conversation `existing`.
 
         One started in that conversation does; one started in a session of its own does
@@ -373,7 +373,7 @@ class Assistant:
             _, oldest = self.conversations.popitem(last=False)
             self._spawn(oldest.close(in_use=True))
 
-    async def _park(self, started: _Parked) -> None:
+    async def _park(self, started: _Started) -> None:
         """Park the answer under its transcript for the agent request; give up after the claim.
 
         Home Assistant asks within milliseconds of the transcript (a few hundred the first
@@ -386,9 +386,9 @@ class Assistant:
             transcript = await turn.transcript.wait()
             if started not in self._started:
                 return  # claimed the moment its transcript was out, or closed
-            if not transcript.strip():
-                self._started.discard(started)
-                await self._release(started)
+            if not transcript.strip():  # nothing heard: HA asks nothing
+                if self._take(started):
+                    await self._release(started)
                 return
             claim = self.settings.conversation.claim_seconds
             started.key, started.expires = normalise(transcript), time.monotonic() + claim
@@ -401,7 +401,7 @@ class Assistant:
         finally:
             turn.claim.decide(False)  # no-op once claimed
 
-    async def _release(self, started: _Parked) -> None:
+    async def _release(self, started: _Started) -> None:
         """A started answer nobody will read: cancel it, and undo it where it ran.
 
         A session of its own is closed. A borrowed conversation stays as it was before the
@@ -409,13 +409,13 @@ class Assistant:
         joined its history), so its next turn does not see them.
         """
         started.turn.claim.decide(False)
-        await started.turn.cancel()
         if started.borrowed:
             await started.conversation.retract(started.turn)
         else:
+            await started.turn.cancel()
             await started.conversation.close()
 
-    def _take(self, started: _Parked) -> bool:
+    def _take(self, started: _Started) -> bool:
         """Remove `started` from the waiting answers; False if it was taken already."""
         if started not in self._started:
             return False
@@ -428,7 +428,7 @@ class Assistant:
         started.settled.set()
         return True
 
-    def _unpark(self, text: str) -> _Parked | None:
+    def _unpark(self, text: str) -> _Started | None:
         """The started answer whose transcript is `text`, taken (the oldest first)."""
         key = normalise(text)
         for started in self._parked.get(key, []):
