@@ -137,7 +137,8 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         if use_simulator:
             from .simulator import RealtimeSimulator  # only for trials: never on the real path
 
-            simulator = await stack.enter_async_context(RealtimeSimulator())
+            # Bounded records: a trial may run for days.
+            simulator = await stack.enter_async_context(RealtimeSimulator(record_limit=1000))
             settings = _with_url(settings, simulator.url)
             _LOGGER.info(
                 "Using the built-in Realtime simulator at %s (canned answers)", simulator.url
