@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from clients import Connection, Speech, Utterance, pipeline_turn
 from measure import LagMonitor, Row, fmt_ms, percentile, progress, verdict
-from rig import FALLBACK, StampedConnection, serving
+from rig import FALLBACK, CpuUse, arrived_at, cpu_use, logged_at, serving, session_of
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection
 
@@ -48,45 +47,20 @@ class LoadResult:
     arrival: list[float] = field(default_factory=list)  # (a')
     downstream: list[float] = field(default_factory=list)  # (b)
     failures: int = 0
-    server_cpu: float = 0.0  # CPU seconds per second (1.0 = one core busy)
+    cpu: CpuUse = field(default_factory=CpuUse)
     audio_seconds: float = 0.0  # of speech streamed by all clients
-    bench_cpu: float = 0.0  # the same for this process (clients and simulator)
     bench_lag_p99: float = 0.0
-    seconds: float = 0.0
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _first(conn: SimConnection, way: str, kinds: frozenset[str], since: float) -> float | None:
-    """When the simulator first handled / sent one of `kinds` at or after `since`."""
-    return next(
-        (at for at, d, kind in conn.log if at >= since and d == way and kind in kinds), None
-    )
-
-
-def _arrived(conn: SimConnection, kinds: frozenset[str], since: float) -> float | None:
-    """When one of `kinds` first reached the simulator's socket at or after `since`."""
-    assert isinstance(conn.ws, StampedConnection)
-    return next((at for at, kind in conn.ws.arrivals if at >= since and kind in kinds), None)
-
-
-def _session_of(sim: RealtimeSimulator, transcript: str) -> SimConnection | None:
-    """The simulated session that heard `transcript` (every commit is heard differently)."""
-    return next((c for c in reversed(sim.connections) if transcript in c.item_texts.values()), None)
 
 
 def _record(result: LoadResult, conn: SimConnection, turn: Utterance) -> bool:
     if turn.audio_stop is None or turn.first_text_at is None:
         return False
     stop = turn.audio_stop
-    commit, create = _first(conn, "in", COMMIT, stop), _first(conn, "in", CREATE, stop)
-    arrived = [_arrived(conn, COMMIT, stop), _arrived(conn, CREATE, stop)]
+    commit, create = logged_at(conn, "in", COMMIT, stop), logged_at(conn, "in", CREATE, stop)
+    arrived = [arrived_at(conn, COMMIT, stop), arrived_at(conn, CREATE, stop)]
     if commit is None or create is None or None in arrived:
         return False
-    delta = _first(conn, "out", TEXT_DELTAS, create)
+    delta = logged_at(conn, "out", TEXT_DELTAS, create)
     if delta is None:
         return False
     result.upstream.append(max(commit, create) - stop)
@@ -114,7 +88,7 @@ async def _client(
             result.audio_seconds += speech.seconds
             ok = turn.error is None and FALLBACK not in "".join(turn.answer)
             if ok:
-                session = session or _session_of(sim, turn.transcript)
+                session = session or session_of(sim, turn.transcript)
             if not (ok and session is not None and _record(result, session, turn)):
                 result.failures += 1
             await asyncio.sleep(rng.uniform(0.1, 0.3))
@@ -136,17 +110,16 @@ async def measure_load(
         async with Connection(server.uri) as conn:  # warm-up: lazy imports, first session
             await pipeline_turn(conn, speeches[0], realtime=False)
         stagger = sum(s.seconds for s in speeches) / len(speeches)
-        cpu, own, start = server.cpu_seconds(), _own_cpu(), time.monotonic()
-        async with LagMonitor() as lag:
-            await asyncio.gather(
-                *(
-                    _client(server.uri, sim, i, utterances, speeches, stagger * i / clients, result)
-                    for i in range(clients)
+        with cpu_use(server) as result.cpu:
+            async with LagMonitor() as lag:
+                await asyncio.gather(
+                    *(
+                        _client(
+                            server.uri, sim, i, utterances, speeches, stagger * i / clients, result
+                        )
+                        for i in range(clients)
+                    )
                 )
-            )
-        result.seconds = time.monotonic() - start
-        result.server_cpu = (server.cpu_seconds() - cpu) / result.seconds
-        result.bench_cpu = (_own_cpu() - own) / result.seconds
         result.bench_lag_p99 = lag.p99
     return result
 
@@ -220,11 +193,12 @@ def load_rows(results: Sequence[LoadResult], floor: list[float]) -> list[Row]:
             note = ""
             if label.startswith("(a)"):
                 note = (
-                    f"CPU: server {r.server_cpu:.0%}, bench {r.bench_cpu:.0%} of a core; "
+                    f"CPU: server {r.cpu.server_cores:.0%}, "
+                    f"bench {r.cpu.bench_cores:.0%} of a core; "
                     f"bench loop lag p99 {fmt_ms(r.bench_lag_p99)}; {r.failures} failed"
                 )
             elif label.startswith("(a′)") and r.audio_seconds:
-                per_second = r.server_cpu * r.seconds / r.audio_seconds
+                per_second = r.cpu.server / r.audio_seconds
                 note = f"server CPU per audio second streamed (answers incl.): {fmt_ms(per_second)}"
             rows.append(
                 Row(
@@ -251,9 +225,9 @@ async def section(workdir: Path, quick: bool, speeches: Sequence[Speech]) -> lis
         result = await measure_load(workdir / f"load-{clients}", clients, utterances, speeches)
         progress(
             f"   (a) p99 {fmt_ms(percentile(result.upstream, 99))}, (b) p99 "
-            f"{fmt_ms(percentile(result.downstream, 99))}, CPU server {result.server_cpu:.0%} "
-            f"bench {result.bench_cpu:.0%}, "
-            f"{result.failures} failed, {result.seconds:.1f}s"
+            f"{fmt_ms(percentile(result.downstream, 99))}, CPU server "
+            f"{result.cpu.server_cores:.0%} bench {result.cpu.bench_cores:.0%}, "
+            f"{result.failures} failed, {result.cpu.seconds:.1f}s"
         )
         results.append(result)
     return load_rows(results, floor)

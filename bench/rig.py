@@ -3,7 +3,8 @@
 The server is started exactly as a user starts it (`python -m wyoming_realtime_text
 --config FILE --uri URI`) and pointed at a `RealtimeSimulator` listening on loopback here,
 so the simulator's `conn.log` timestamps and the clients' timestamps share this process's
-clock; the server's /proc entries give its resident memory and CPU time.
+clock; the server's /proc entries give its resident memory and CPU time. The server runs
+this checkout's package (PYTHONPATH), whatever copy is installed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,8 +28,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event as WsEvent
 
-from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
+from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection
 
+REPO = Path(__file__).resolve().parent.parent
 API_KEY = "sk-bench-not-a-real-key"
 FALLBACK = "BENCH-FALLBACK: the assistant is unavailable."
 RECORD_LIMIT = 256  # simulator records kept per connection: enough for the latest turn
@@ -65,6 +67,43 @@ class Server:
         stat = Path(f"/proc/{self.pid}/stat").read_text()
         fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU time of this process (the clients and the simulator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds the server and the bench used over `seconds` of wall time."""
+
+    seconds: float = 0.0
+    server: float = 0.0
+    bench: float = 0.0
+
+    @property
+    def server_cores(self) -> float:
+        """The server's load, 1.0 = one core busy (above it: figures are queueing time)."""
+        return self.server / self.seconds if self.seconds else 0.0
+
+    @property
+    def bench_cores(self) -> float:
+        return self.bench / self.seconds if self.seconds else 0.0
+
+
+@contextlib.contextmanager
+def cpu_use(server: Server) -> Iterator[CpuUse]:
+    """What the block costs in CPU, read from /proc and getrusage when it ends."""
+    use = CpuUse()
+    server_before, bench_before, start = server.cpu_seconds(), own_cpu_seconds(), time.monotonic()
+    try:
+        yield use
+    finally:
+        use.seconds = time.monotonic() - start
+        use.server = server.cpu_seconds() - server_before
+        use.bench = own_cpu_seconds() - bench_before
 
 
 def raise_fd_limit() -> None:
@@ -110,6 +149,11 @@ def _prepare(workdir: Path, config: dict[str, Any]) -> tuple[Path, BinaryIO]:
     return config_path, (workdir / "server.log").open("wb")
 
 
+def _pythonpath() -> str:
+    """This checkout first: the server measured is the code beside this bench."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
 async def start_server(workdir: Path, config: dict[str, Any]) -> Server:
     """Start the server and wait until it accepts connections."""
     config_path, log = _prepare(workdir, config)
@@ -125,7 +169,7 @@ async def start_server(workdir: Path, config: dict[str, Any]) -> Server:
             uri,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "BENCH_REALTIME_KEY": API_KEY},
+            env={**os.environ, "BENCH_REALTIME_KEY": API_KEY, "PYTHONPATH": _pythonpath()},
         )
     finally:
         log.close()
@@ -168,24 +212,50 @@ class StampedConnection(ServerConnection):
 
     The simulator's `conn.log` stamps an event when it gets to handle it, that is after
     handling every event before it; `arrivals` stamps it as its bytes arrive, which splits
-    the simulator's own queueing from the server's latency.
+    the simulator's own queueing from the server's latency. `closed_at`: when the server's
+    close frame arrived (or the TCP connection ended without one): the session closed.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.arrivals: deque[tuple[float, str]] = deque(maxlen=RECORD_LIMIT)
+        self.closed_at: float | None = None
 
     def process_event(self, event: WsEvent) -> None:
         if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
             head = _TYPE_HEAD.search(bytes(event.data[:256]))
             self.arrivals.append((time.monotonic(), head.group(1).decode() if head else ""))
+        elif isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+            self.closed_at = self.closed_at or time.monotonic()
         super().process_event(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed_at = self.closed_at or time.monotonic()
+        super().connection_lost(exc)
 
 
 class StampedSimulator(RealtimeSimulator):
     """The project's simulator, unchanged but for `StampedConnection` connections."""
 
     connection_class = StampedConnection
+
+
+def logged_at(conn: SimConnection, way: str, kinds: frozenset[str], since: float) -> float | None:
+    """When the simulator first handled ("in") / sent ("out") one of `kinds` from `since`."""
+    return next(
+        (at for at, d, kind in conn.log if at >= since and d == way and kind in kinds), None
+    )
+
+
+def arrived_at(conn: SimConnection, kinds: frozenset[str], since: float) -> float | None:
+    """When one of `kinds` first reached the simulator's socket at or after `since`."""
+    assert isinstance(conn.ws, StampedConnection)
+    return next((at for at, kind in conn.ws.arrivals if at >= since and kind in kinds), None)
+
+
+def session_of(sim: RealtimeSimulator, transcript: str) -> SimConnection | None:
+    """The simulated session that heard `transcript` (every commit is heard differently)."""
+    return next((c for c in reversed(sim.connections) if transcript in c.item_texts.values()), None)
 
 
 @contextlib.asynccontextmanager
