@@ -1,12 +1,12 @@
 """Wyoming clients, built on the `wyoming` library, that timestamp what they send and get.
 
-Three kinds, as the server meets them:
-- a direct client: `run-pipeline {asr -> handle}`, audio, optionally `audio-stop`, then it
-  reads the transcript and the answer on the same connection (a satellite never sends
-  `audio-stop`: the server's end-of-turn detection has to end its stream);
-- Home Assistant's STT request: `transcribe`, audio, `audio-stop`, read `transcript`;
-- Home Assistant's agent request: `transcript {text, context.conversation_id}`, read the
-  answer (`handled-chunk`* then `handled-stop`); a typed message is the same request.
+Two kinds, as the server meets them:
+- a direct client: `run-pipeline {asr -> handle}`, audio in 20 ms chunks, optionally
+  `audio-stop`, then it reads the transcript and the answer on the same connection (a
+  satellite never sends `audio-stop`: the server's end-of-turn detection has to end its
+  stream);
+- `HomeAssistant`: real Home Assistant core's two requests, framed as it frames them (STT
+  in 10 ms chunks; see the class). A typed message is its agent request alone.
 Every timestamp is `time.monotonic()` taken just before a write or just after a read.
 """
 
@@ -14,23 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
+import uuid
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
-from wyoming.handle import HandledChunk, HandledStop
+from wyoming.handle import Handled, HandledChunk, HandledStop
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 RATE, WIDTH, CHANNELS = 16000, 2, 1
-CHUNK_SECONDS = 0.020
-CHUNK_BYTES = int(RATE * CHUNK_SECONDS) * WIDTH * CHANNELS
+DIRECT_CHUNK_SECONDS = 0.020  # a satellite's / direct client's chunks (640 bytes)
+HA_CHUNK_SECONDS = 0.010  # Home Assistant's STT chunks: 320 bytes, 100 events a second
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 SPEECH_LEVEL = 16  # |sample| above this counts as speech when finding where the words end
 TURN_TIMEOUT = 30.0  # seconds a client waits for the rest of a turn
@@ -68,11 +72,30 @@ def load_speech(name: str) -> Speech:
     return Speech(name, pcm, (last + 1) * WIDTH)
 
 
-class Connection:
-    """A Wyoming client connection whose events are read, and timestamped, as they arrive."""
+class _TcpClientFrom(AsyncTcpClient):
+    """wyoming's TCP client, connecting from a given local (loopback) address."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, local: str, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self.local = local
+
+    async def connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(
+            self.host, self.port, local_addr=(self.local, 0)
+        )
+
+
+class Connection:
+    """A Wyoming client connection whose events are read, and timestamped, as they arrive.
+
+    `host`: the local address to connect from (one per Home Assistant install).
+    """
+
+    def __init__(self, uri: str, host: str | None = None) -> None:
         self._client: AsyncClient = AsyncTcpClient.from_uri(uri)
+        if host is not None:
+            assert isinstance(self._client, AsyncTcpClient)
+            self._client = _TcpClientFrom(host, self._client.host, self._client.port)
         self._events: asyncio.Queue[tuple[float, Event | None]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
@@ -120,6 +143,19 @@ def _chunk(pcm: bytes) -> Event:
     return AudioChunk(rate=RATE, width=WIDTH, channels=CHANNELS, audio=pcm).event()
 
 
+async def paced_chunks(
+    speech: Speech, chunk_seconds: float, *, realtime: bool
+) -> AsyncIterator[tuple[int, bytes]]:
+    """(byte offset, pcm) of each chunk, each when it would have been recorded (`realtime`)
+    or at once: the one place that cuts and paces audio, for every client."""
+    step = int(RATE * chunk_seconds) * WIDTH * CHANNELS
+    start = time.monotonic()
+    for index, offset in enumerate(range(0, len(speech.pcm), step)):
+        if realtime:
+            await asyncio.sleep(max(0.0, start + index * chunk_seconds - time.monotonic()))
+        yield offset, speech.pcm[offset : offset + step]
+
+
 @dataclass
 class Utterance:
     """What one spoken turn of a direct client saw, as monotonic times."""
@@ -145,17 +181,13 @@ async def _stream(
     stop: asyncio.Event,
 ) -> None:
     """Send the audio in 20 ms chunks (at real-time pace or all at once) until told to stop."""
-    last_speech_chunk = (speech.speech_end - 1) // CHUNK_BYTES
-    start = time.monotonic()
-    for index, offset in enumerate(range(0, len(speech.pcm), CHUNK_BYTES)):
+    async for offset, pcm in paced_chunks(speech, DIRECT_CHUNK_SECONDS, realtime=realtime):
         if stop.is_set():
             return
-        if realtime:
-            await asyncio.sleep(max(0.0, start + index * CHUNK_SECONDS - time.monotonic()))
-        sent = await conn.write(_chunk(speech.pcm[offset : offset + CHUNK_BYTES]))
-        if index == 0:
+        sent = await conn.write(_chunk(pcm))
+        if offset == 0:
             result.started = sent
-        if index == last_speech_chunk:
+        if offset < speech.speech_end <= offset + len(pcm):
             result.speech_end = sent
     if audio_stop and not stop.is_set():
         result.audio_stop = await conn.write(AudioStop().event())
@@ -213,48 +245,84 @@ class SttResult:
     text: str
 
 
-async def ha_stt(uri: str, speech: Speech, *, realtime: bool) -> SttResult:
-    """Home Assistant's STT request on its own connection; it stops reading at `transcript`."""
-    async with Connection(uri) as conn:
-        await conn.write(Transcribe(language="en").event())
-        await conn.write(AudioStart(rate=RATE, width=WIDTH, channels=CHANNELS).event())
-        start = time.monotonic()
-        for index, offset in enumerate(range(0, len(speech.pcm), CHUNK_BYTES)):
-            if realtime:
-                await asyncio.sleep(max(0.0, start + index * CHUNK_SECONDS - time.monotonic()))
-            await conn.write(_chunk(speech.pcm[offset : offset + CHUNK_BYTES]))
-        stopped = await conn.write(AudioStop().event())
-        async with asyncio.timeout(TURN_TIMEOUT):
-            while True:
-                at, event = await conn.next()
-                if Transcript.is_type(event.type):
-                    return SttResult(stopped, at, Transcript.from_event(event).text)
-                if Error.is_type(event.type):
-                    raise RuntimeError(f"STT failed: {Error.from_event(event).text}")
-
-
 @dataclass
 class AgentResult:
     sent: float
-    first_text_at: float | None
-    done_at: float
-    text: str
+    first_text_at: float | None  # the first handled-chunk
+    handled_at: float  # `handled`: Home Assistant hangs up here
+    text: str  # what `handled` says (what HA speaks)
 
 
-async def ha_agent(uri: str, text: str, conversation_id: str) -> AgentResult:
-    """Home Assistant's conversation agent request (also what a typed message is)."""
-    async with Connection(uri) as conn:
-        context = {"conversation_id": conversation_id}
-        sent = await conn.write(Transcript(text=text, context=context, language="en").event())
-        first: float | None = None
-        parts: list[str] = []
-        async with asyncio.timeout(TURN_TIMEOUT):
-            while True:
-                at, event = await conn.next()
-                if HandledChunk.is_type(event.type):
-                    first = first or at
-                    parts.append(HandledChunk.from_event(event).text)
-                elif HandledStop.is_type(event.type):
-                    return AgentResult(sent, first, at, "".join(parts))
-                elif Error.is_type(event.type) or event.type == "not-handled":
-                    raise RuntimeError(f"agent request failed: {event.type} {event.data}")
+_LOOPBACK_HOSTS = itertools.count(2)  # 127.0.0.2, 127.0.0.3, ... (all of 127/8 is loopback)
+
+
+def new_conversation_id() -> str:
+    """An id shaped like HA's (a ULID: 26 characters of Crockford base32)."""
+    return uuid.uuid4().hex[:26].upper()
+
+
+class HomeAssistant:
+    """One Home Assistant install, talking to the server as real HA core does.
+
+    As measured on HA 2025.4.4, 2025.12.5 and 2026.11.0 (and as `HomeAssistant` in
+    tests/harness.py plays it, which the bench must not import): one TCP connection per
+    request; STT audio in 10 ms chunks (320 bytes, 100 events a second) paced in real time,
+    the request hung up right after reading `transcript`; the agent request
+    `transcript {text, context: {conversation_id}}` (HA 2025.7+: an id on every request, the
+    first included), hung up right after `handled` (HA never reads handled-stop). The
+    STT result is read once the audio is sent, as up to 2025.12.
+
+    Each instance connects from a loopback address of its own, as two installs would from
+    two hosts: the server tells its clients apart by address (it starts a spoken request in
+    the conversation that host spoke in last), so unrelated samples must not share one.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        n = next(_LOOPBACK_HOSTS)
+        self.host = f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+    async def stt(
+        self, speech: Speech, *, realtime: bool = True, chunk_seconds: float = HA_CHUNK_SECONDS
+    ) -> SttResult:
+        """transcribe → audio-start → audio-chunk* → audio-stop; read until `transcript`.
+
+        `realtime`: False sends the audio at once (a recording; load tests); `chunk_seconds`
+        other than HA's 10 ms only to compare framings.
+        """
+        async with Connection(self.uri, self.host) as conn:
+            await conn.write(Transcribe(language="en").event())
+            await conn.write(AudioStart(rate=RATE, width=WIDTH, channels=CHANNELS).event())
+            async for _, pcm in paced_chunks(speech, chunk_seconds, realtime=realtime):
+                await conn.write(_chunk(pcm))
+            stopped = await conn.write(AudioStop().event())
+            async with asyncio.timeout(TURN_TIMEOUT):
+                while True:
+                    at, event = await conn.next()
+                    if Transcript.is_type(event.type):
+                        return SttResult(stopped, at, Transcript.from_event(event).text)
+                    if Error.is_type(event.type):
+                        raise RuntimeError(f"STT failed: {Error.from_event(event).text}")
+
+    async def voice_turn(
+        self, speech: Speech, conversation_id: str, **stt: Any
+    ) -> tuple[SttResult, AgentResult]:
+        """One spoken command: the STT request, then the agent request with its transcript."""
+        heard = await self.stt(speech, **stt)
+        return heard, await self.converse(heard.text, conversation_id)
+
+    async def converse(self, text: str, conversation_id: str) -> AgentResult:
+        """The conversation agent request (also what a typed message is); read to `handled`."""
+        async with Connection(self.uri, self.host) as conn:
+            context = {"conversation_id": conversation_id}
+            sent = await conn.write(Transcript(text=text, context=context).event())
+            first: float | None = None
+            async with asyncio.timeout(TURN_TIMEOUT):
+                while True:
+                    at, event = await conn.next()
+                    if HandledChunk.is_type(event.type):
+                        first = first or at
+                    elif Handled.is_type(event.type):
+                        return AgentResult(sent, first, at, Handled.from_event(event).text or "")
+                    elif Error.is_type(event.type) or event.type == "not-handled":
+                        raise RuntimeError(f"agent request failed: {event.type} {event.data}")

@@ -4,9 +4,11 @@ RSS is the server process's VmRSS from /proc. Idle sessions are conversations op
 typed turns with distinct conversation ids: each keeps its Realtime session (and one turn
 of history) until `conversation.idle_seconds`. The soak runs utterances as Home Assistant
 sends them (a new connection per request), mixing follow-ups in 30 recurring conversations
-(their history trimmed at `max_turns`), new typed conversations and spoken turns claimed
-by the agent request (one round trip), so new conversations push old ones out at
-`max_conversations`: every lifecycle path runs thousands of times.
+(their history trimmed at `max_turns`), new typed conversations and spoken turns from 8
+Home Assistants, each continuing its satellite's conversation (started in it, claimed by
+the agent request: one round trip) or, every other round, starting a new one (the server's
+guess undone, the answer asked again), so new conversations push old ones out at
+`max_conversations`: every lifecycle path runs hundreds or thousands of times.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clients import Connection, Speech, ha_agent, ha_stt, pipeline_turn
+from clients import Connection, HomeAssistant, Speech, new_conversation_id, pipeline_turn
 from measure import Row, fmt_mib, progress, verdict
 from rig import FALLBACK, Server, serving
 
@@ -29,6 +31,7 @@ SESSION_GOAL = 2 * 2**20  # bytes per idle session
 GROWTH_GOAL = 2 * 2**20  # bytes between the first checkpoint and the end
 WORKERS = 16
 RECURRING = 30  # conversations that get follow-ups
+SPEAKERS = 8  # Home Assistants whose satellites speak in the soak
 SETTLE = 0.5  # seconds before reading RSS: closing conversations finish meanwhile
 
 
@@ -46,14 +49,15 @@ async def idle_sessions(workdir: Path, count: int) -> tuple[float, int]:
     """(RSS bytes per idle session, sessions open at the simulator)."""
     conversation = {"max_conversations": count + 20, "idle_seconds": 3600}
     async with serving(workdir, Scenario(), conversation=conversation) as (sim, server):
+        ha = HomeAssistant(server.uri)
         for i in range(5):  # warm-up: every code path of a typed turn has run once
-            await ha_agent(server.uri, f"Warm-up {i}.", f"warm-up-{i}")
+            await ha.converse(f"Warm-up {i}.", f"warm-up-{i}")
         before = await _settle(server)
         limit = asyncio.Semaphore(10)
 
         async def open_one(i: int) -> None:
             async with limit:
-                await ha_agent(server.uri, f"Hello number {i}.", f"idle-{i}")
+                await ha.converse(f"Hello number {i}.", f"idle-{i}")
 
         await asyncio.gather(*(open_one(i) for i in range(count)))
         after = await _settle(server)
@@ -89,22 +93,42 @@ class Soak:
     seconds: float = 0.0
 
 
-async def _utterance(uri: str, index: int, speech: Speech) -> bool:
-    """One utterance of the soak's mix; False if it got no real answer."""
-    if index % 10 != 9:  # a follow-up in one of the recurring conversations
-        reply = await ha_agent(uri, f"Follow-up {index}.", f"recurring-{index % RECURRING}")
-    elif index % 20 == 19:  # a spoken turn: STT, then the agent claims its started answer
-        stt = await ha_stt(uri, speech, realtime=False)
-        reply = await ha_agent(uri, stt.text, f"spoken-{index}")
-    else:  # a typed message in a new conversation
-        reply = await ha_agent(uri, f"New question {index}.", f"new-{index}")
-    return bool(reply.text.strip()) and FALLBACK not in reply.text
+@dataclass
+class _Speaker:
+    """A Home Assistant with a satellite, and the conversation that satellite is in."""
+
+    ha: HomeAssistant
+    conversation_id: str = field(default_factory=new_conversation_id)
 
 
-async def _run(uri: str, indices: Iterator[int], speech: Speech, soak: Soak) -> None:
+@dataclass
+class _Mix:
+    typist: HomeAssistant  # the Assist dialog: typed messages
+    speakers: list[_Speaker]
+    speech: Speech
+
+    async def utterance(self, index: int) -> bool:
+        """One utterance of the soak's mix; False if it got no real answer."""
+        if index % 10 != 9:  # a follow-up in one of the recurring conversations
+            text, conversation_id = f"Follow-up {index}.", f"recurring-{index % RECURRING}"
+            reply = await self.typist.converse(text, conversation_id)
+        elif index % 20 == 19:  # a spoken turn: STT, then the agent request
+            spoken = index // 20
+            speaker = self.speakers[spoken % SPEAKERS]
+            if spoken // SPEAKERS % 2:  # a new conversation, right after the last one
+                speaker.conversation_id = new_conversation_id()
+            _, reply = await speaker.ha.voice_turn(
+                self.speech, speaker.conversation_id, realtime=False
+            )
+        else:  # a typed message in a new conversation
+            reply = await self.typist.converse(f"New question {index}.", f"new-{index}")
+        return bool(reply.text.strip()) and FALLBACK not in reply.text
+
+
+async def _run(mix: _Mix, indices: Iterator[int], soak: Soak) -> None:
     for index in indices:  # shared by all workers: each takes the next index
         try:
-            ok = await _utterance(uri, index, speech)
+            ok = await mix.utterance(index)
         except (RuntimeError, OSError, TimeoutError, EOFError):
             ok = False
         soak.failures += not ok
@@ -115,13 +139,13 @@ async def soak(workdir: Path, first: int, total: int, step: int, speech: Speech)
     scenario = Scenario(transcript=lambda _pcm: f"Spoken utterance {next(heard)}.")
     result = Soak()
     async with serving(workdir, scenario) as (_, server):
+        speakers = [_Speaker(HomeAssistant(server.uri)) for _ in range(SPEAKERS)]
+        mix = _Mix(HomeAssistant(server.uri), speakers, speech)
         start = time.monotonic()
         done = 0
         for stop in [first, *range(first + step, total + 1, step)]:
             indices = iter(range(done, stop))
-            await asyncio.gather(
-                *(_run(server.uri, indices, speech, result) for _ in range(WORKERS))
-            )
+            await asyncio.gather(*(_run(mix, indices, result) for _ in range(WORKERS)))
             done = stop
             result.checkpoints.append((done, await _settle(server)))
             progress(f"   {done:,} utterances: RSS {fmt_mib(result.checkpoints[-1][1])}")

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients import Connection, Speech, ha_agent, ha_stt, pipeline_turn, silence
+from clients import (
+    Connection,
+    HomeAssistant,
+    Speech,
+    new_conversation_id,
+    pipeline_turn,
+    silence,
+)
 from measure import Row, fmt_ms, median, percentile, progress, verdict
 from rig import FALLBACK, ConfigRejected, serving
 
@@ -43,17 +49,19 @@ def _delayed() -> Scenario:
     )
 
 
-def _new_id() -> str:
-    return f"bench-{uuid.uuid4().hex[:12]}"
-
-
 # -- ways to ask: each returns seconds from the end of speech (or the message) to first text --
 
 
 async def ha_voice(uri: str, speech: Speech, *, realtime: bool) -> float:
-    """Home Assistant: STT on one connection, then the agent request on another."""
-    stt = await ha_stt(uri, speech, realtime=realtime)
-    reply = await ha_agent(uri, stt.text, _new_id())
+    """Home Assistant: STT on one connection, then the agent request on another.
+
+    A new conversation from a Home Assistant of its own: one that spoke a moment ago would
+    have its request started in that conversation (the server's follow-up guess), which a
+    new conversation id then undoes; that is not the path these rows time.
+    """
+    stt, reply = await HomeAssistant(uri).voice_turn(
+        speech, new_conversation_id(), realtime=realtime
+    )
     if reply.first_text_at is None or FALLBACK in reply.text:
         raise RuntimeError(f"no answer: {reply.text!r}")
     return reply.first_text_at - stt.audio_stop
@@ -70,7 +78,9 @@ async def direct(uri: str, speech: Speech, *, realtime: bool) -> float:
 
 async def typed(uri: str) -> float:
     """A typed message in a new conversation (Home Assistant's Assist dialog)."""
-    reply = await ha_agent(uri, "What is the weather like today?", _new_id())
+    reply = await HomeAssistant(uri).converse(
+        "What is the weather like today?", new_conversation_id()
+    )
     if reply.first_text_at is None or FALLBACK in reply.text:
         raise RuntimeError(f"no answer: {reply.text!r}")
     return reply.first_text_at - reply.sent
