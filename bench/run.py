@@ -18,15 +18,17 @@ import time
 from pathlib import Path
 
 import conversion
+import ha
 import latency
 import memory
 import turns
 from clients import load_speech
 from measure import Row, progress, render
-from rig import raise_fd_limit
+from rig import REPO, raise_fd_limit
 
-REPO = Path(__file__).resolve().parent.parent
-SECTIONS = (1, 2, 3, 4, 5, 6)
+import wyoming_realtime_text
+
+SECTIONS = (1, 2, 3, 4, 5, 6, 7)
 
 
 def machine() -> str:
@@ -52,6 +54,14 @@ def machine() -> str:
     )
 
 
+def check_package() -> None:
+    """The server always runs this checkout (rig sets PYTHONPATH); say so if the simulator
+    in this process comes from another copy (an install elsewhere: run with PYTHONPATH=.)."""
+    here = Path(wyoming_realtime_text.__file__).resolve()
+    if not here.is_relative_to(REPO):
+        progress(f"warning: the simulator is {here.parent}, not this checkout's; PYTHONPATH=.")
+
+
 async def run(sections: set[int], quick: bool, workdir: Path) -> list[Row]:
     kitchen, bedroom = load_speech("kitchen"), load_speech("bedroom")
     rows: list[Row] = []
@@ -69,6 +79,8 @@ async def run(sections: set[int], quick: bool, workdir: Path) -> list[Row]:
         rows += conversion.section(quick)
     if 6 in sections:
         rows += await memory.section(workdir / "6", quick, kitchen)
+    if 7 in sections:
+        rows += await ha.section(workdir / "7", quick, [kitchen, bedroom])
     return rows
 
 
@@ -86,6 +98,9 @@ Notes:
   message sent), first text = the first handled-chunk.
 - Section 4 figures reflect the simulator's VAD model (wyoming_realtime_text/simulator/vad.py),
   not OpenAI's: semantic_vad ends a turn after 800 ms of silence, server_vad after silence_ms.
+- Section 7: Home Assistant's framing (10 ms STT chunks) against 20 ms chunks, the same
+  requests otherwise; an unclaimed answer's tokens are the simulator's modelled usage (a
+  fixed input, one output token per delta): the mechanism and the ratio, not OpenAI's bill.
 """
 
 
@@ -95,7 +110,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run, e.g. 1,5 (default: all of 1-6)",
+        help="comma-separated sections to run, e.g. 1,5 (default: all of 1-7)",
     )
     parser.add_argument("--keep", type=Path, help="keep server configs and logs in this folder")
     args = parser.parse_args()
@@ -103,6 +118,7 @@ def main() -> int:
     if not sections <= set(SECTIONS):
         parser.error(f"--only takes sections from {SECTIONS}")
     raise_fd_limit()
+    check_package()
     started = time.monotonic()
     progress(machine())
     with tempfile.TemporaryDirectory(prefix="wrt-bench-") as tmp:
