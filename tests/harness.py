@@ -145,9 +145,16 @@ async def start_server(
 async def running_server(
     tmp: Path, config: dict[str, Any], *args: str
 ) -> AsyncIterator[ServerProcess]:
-    """`start_server`, and at the end a SIGTERM after which it must exit 0 (its log if not)."""
+    """`start_server`, and at the end a SIGTERM after which it must exit 0 (its log if not).
+
+    A test that fails inside still stops its server (it would otherwise outlive the run).
+    """
     server = await start_server(tmp, config, *args)
-    yield server
+    try:
+        yield server
+    except BaseException:
+        await stop_server(server)
+        raise
     assert await stop_server(server) == 0, server.log()
 
 
