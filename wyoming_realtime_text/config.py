@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .discovery import ZeroconfError, announced_address
+from .home.intents import BY_NAME
 
 # ${VAR} or ${VAR:-fallback}; $${VAR} is the literal text ${VAR} (as in docker compose).
 ENV_VAR = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -111,6 +112,12 @@ class SatelliteSettings:
 
 
 @dataclass(frozen=True)
+class HomeControlSettings:
+    enabled: bool = True
+    disabled_intents: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class WebSettings:
     enabled: bool = True
     host: str = "0.0.0.0"
@@ -129,6 +136,7 @@ class Settings:
     wake: WakeSettings = field(default_factory=WakeSettings)
     satellites: list[SatelliteSettings] = field(default_factory=list)
     web: WebSettings = field(default_factory=WebSettings)
+    home_control: HomeControlSettings = field(default_factory=HomeControlSettings)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
     key_error_text: str = (
         "I can't use my assistant service: it refused this server's API key or account. "
@@ -351,6 +359,14 @@ def _check(settings: Settings) -> None:
     _positive("conversation.idle_seconds", conv.idle_seconds)
     _positive("conversation.max_conversations", conv.max_conversations)
     _check_web(settings.web, settings.server.uri)
+    for index, name in enumerate(settings.home_control.disabled_intents):
+        if name not in BY_NAME:
+            close = difflib.get_close_matches(name, BY_NAME, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                f"home_control.disabled_intents[{index}]: {name!r} is not an intent this "
+                f'server offers{hint}; README "Home control" lists them'
+            )
     if not settings.fallback_text.strip():
         raise ConfigError("fallback_text must not be empty")
     if not settings.key_error_text.strip():

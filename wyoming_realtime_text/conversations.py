@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .activity import Activity
 from .config import Settings
+from .home.control import HomeControl
+from .home.plan import Memory
 from .realtime.dialect import turn_detection
 from .realtime.events import RealtimeError
 from .realtime.models import base_language, language_hints
@@ -57,6 +62,7 @@ class Conversation:
     _starting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _current: Turn | None = None
     closed: bool = False  # evicted or swept: a request still queued for it opens nothing
+    memory: Memory = field(default_factory=Memory)  # risky commands waiting for a "yes"
 
     @property
     def current(self) -> Turn | None:
@@ -96,7 +102,9 @@ class Conversation:
         idle = self._current is None or self._current.finished
         return idle and self.session is not None and too_old(self.session, now)
 
-    async def start(self, *, respond: bool, text: str | None = None) -> Turn:
+    async def start(
+        self, *, respond: bool, text: str | None = None, tools: Sequence[dict[str, Any]] = ()
+    ) -> Turn:
         """A new turn in this conversation, after the previous one has ended.
 
         Serialised: concurrent requests for one conversation queue up, so two turns never
@@ -110,7 +118,14 @@ class Conversation:
                         await previous.wait()
                 if not previous.finished:
                     await previous.cancel()
-            turn = Turn(self.settings, self.session_ready, respond=respond, text=text)
+            turn = Turn(
+                self.settings,
+                self.session_ready,
+                respond=respond,
+                text=text,
+                tools=tools,
+                memory=self.memory,
+            )
             self._current = turn
             self.last_used = time.monotonic()
             turn.start()
@@ -172,6 +187,10 @@ class Assistant:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.activity = Activity(settings.web.enabled)  # where its clients report turns
+        self.home = HomeControl(settings.home_control)
+        realtime = dataclasses.replace(
+            settings.realtime, instructions=self.home.instructions(settings.realtime.instructions)
+        )
         self.conversations: OrderedDict[str, Conversation] = OrderedDict()
         self._started: set[_Started] = set()  # started answers until claimed or given up
         self._parked: dict[str, list[_Started]] = {}  # ... whose transcript is out, by it
@@ -184,9 +203,9 @@ class Assistant:
         languages = tuple(language_hints(settings.languages))
         warm = settings.realtime.warm_sessions
         self.pools = {
-            False: SessionPool(settings.realtime, warm, dialect=dialect, languages=languages),
+            False: SessionPool(realtime, warm, dialect=dialect, languages=languages),
             True: SessionPool(
-                settings.realtime,
+                realtime,
                 # Streamed turns (satellites, run-pipeline clients): one per satellite more.
                 warm + len(settings.satellites) if warm else 0,
                 turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
@@ -209,26 +228,28 @@ class Assistant:
         respond: bool,
         vad: bool = False,
         client: str | None = None,
+        tools: Sequence[dict[str, Any]] = (),
     ) -> Turn:
         """A spoken turn. Without a conversation id, Home Assistant's STT turn: its answer is
         started now, for the agent request to claim (`client`: the host it comes from).
 
         `vad`: the audio is a stream with no end of its own (a satellite's microphone), so
-        the conversation's session lets the API's turn detection find the end.
+        the conversation's session lets the API's turn detection find the end. `tools`: what
+        its response may call (home control).
         """
         self._ensure_sweeper()
         if conversation_id is not None:
             conversation = self._conversation(conversation_id, language, vad)
-            turn = await conversation.start(respond=respond)
+            turn = await conversation.start(respond=respond, tools=tools)
             self._spawn(conversation.remember(turn))
             return turn
         likely = self._likely_conversation(client) if respond and not vad else None
         if likely is not None:
-            turn = await likely.start(respond=True)
+            turn = await likely.start(respond=True, tools=tools)
             self._expect_claim(_Started(turn, likely, borrowed=True))
             return turn
         conversation = Conversation(self.settings, self.pools[vad], base_language(language))
-        turn = await conversation.start(respond=respond)
+        turn = await conversation.start(respond=respond, tools=tools)
         if respond:
             self._expect_claim(_Started(turn, conversation))
         else:
@@ -265,6 +286,7 @@ class Assistant:
         conversation_id: str | None,
         language: str | None,
         client: str | None = None,
+        tools: Sequence[dict[str, Any]] = (),
     ) -> Turn:
         """The turn answering `text`: a started spoken turn if it fits, else a typed turn.
 
@@ -291,7 +313,7 @@ class Assistant:
             conversation = Conversation(self.settings, self.pools[False], base_language(language))
         else:
             conversation = self._conversation(conversation_id, language)
-        turn = await conversation.start(respond=True, text=text)
+        turn = await conversation.start(respond=True, text=text, tools=tools)
         self._keep(conversation_id, conversation, turn)
         return turn
 

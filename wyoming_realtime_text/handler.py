@@ -29,6 +29,7 @@ from wyoming.pipeline import RunPipeline
 from .activity import client_name
 from .config import Settings
 from .conversations import Assistant
+from .home.peer import Peer
 from .info import build_info
 from .limits import GuardedHandler, HandlerFactory
 from .pipeline import VoicePipeline, log_turn, send_answer
@@ -70,7 +71,7 @@ class RealtimeTextHandler(GuardedHandler):
         elif Transcribe.is_type(event.type):
             request = Transcribe.from_event(event)
             _strings(language=request.language)
-            self.voice.transcribe(request.language)
+            self.voice.transcribe(request.language, Peer.speaking(self.guard.header_version()))
         elif RunPipeline.is_type(event.type):
             try:
                 await self.voice.run_pipeline(RunPipeline.from_event(event))
@@ -103,13 +104,20 @@ class RealtimeTextHandler(GuardedHandler):
             return
         context = request.context or {}
         language = context.get("language") or request.language
+        peer = Peer.from_request(self.guard.header_version(), context)
+        home = self.assistant.home
         started = time.monotonic()
         turn = await self.assistant.answer(
-            request.text, context.get("conversation_id"), language, client_name(self.client)
+            request.text,
+            context.get("conversation_id"),
+            language,
+            client_name(self.client),
+            tools=home.tools(peer),
         )
         self.assistant.activity.track(self.client, turn)
+        ending = partial(home.answer, peer=peer, language=language, context=request.context)
         try:
-            await send_answer(self.write_event, turn, request.context)
+            await send_answer(self.write_event, turn, request.context, ending)
         except BaseException:
             await turn.cancel()  # the client left mid-answer: nobody will read the rest
             raise

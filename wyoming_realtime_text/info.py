@@ -58,5 +58,7 @@ def build_info(settings: Settings) -> Info:
         "Conversation agent answering in text from an OpenAI Realtime model; your TTS speaks",
         languages=languages,
         supports_handled_streaming=True,
+        # HA 2026 gives the agent its CONTROL feature for this (HA 2025 ignores it).
+        supports_home_control=settings.home_control.enabled,
     )
     return Info(asr=[asr], handle=[handle])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import signal
@@ -101,6 +102,19 @@ class FrameGuard:
                 "event-too-large",
             )
         return await self._reader.readexactly(count)
+
+    def header_version(self) -> str | None:
+        """The `version` in the last event's header: the client's wyoming package.
+
+        wyoming's Event drops it; Home Assistant's releases differ in what they do with our
+        answers, and this is how to tell them apart (see `home/peer.py`). Read only for the
+        few events that need it, not for every audio chunk.
+        """
+        try:
+            version = json.loads(self._line).get("version")
+        except (ValueError, AttributeError):
+            return None
+        return version if isinstance(version, str) else None
 
     async def read_event(self) -> Event | None:
         """The next event; None at the end of the stream; a ClientFault for a bad frame."""

@@ -28,6 +28,7 @@ from .activity import client_name
 from .audio import AudioConverter, AudioFormatError, check_format
 from .config import Settings
 from .conversations import Assistant
+from .home.peer import Peer
 from .logs import TURN_FIELDS
 from .tts import TtsError, TtsRelay
 from .turn import Outcome, Turn
@@ -59,6 +60,7 @@ class VoicePipeline:
         self.conversation_id = conversation_id
         self.satellite = satellite
         self.language: str | None = None
+        self.peer: Peer | None = None  # an STT request's Home Assistant
         self.request: RunPipeline | None = None
         self.turn: Turn | None = None
         self.tts = TtsRelay(settings.tts) if settings.tts.uri else None
@@ -73,9 +75,13 @@ class VoicePipeline:
 
     # -- requests -------------------------------------------------------------------------
 
-    def transcribe(self, language: str | None) -> None:
-        """Home Assistant's STT request: the next audio is one utterance to transcribe."""
+    def transcribe(self, language: str | None, peer: Peer | None = None) -> None:
+        """Home Assistant's STT request: the next audio is one utterance to transcribe.
+
+        `peer`: the HA asking, whose agent request will claim the answer (home control).
+        """
         self.language = language
+        self.peer = peer
         self.request = None
         self._refused = False
 
@@ -98,6 +104,7 @@ class VoicePipeline:
             return
         self._refused = False
         self.request = request
+        self.peer = None
         self.turn = None  # the next audio starts a new utterance (after the wake word)
 
     async def audio_start(self, start: AudioStart) -> bool:
@@ -226,6 +233,7 @@ class VoicePipeline:
             respond=respond,
             vad=streamed,
             client=client_name(self.label),
+            tools=self.assistant.home.tools(None if streamed else self.peer),
         )
         if not streamed:
             self._speech = None
@@ -337,13 +345,25 @@ async def _discard(event: Event) -> None:
     """Where a closed pipeline's writes go (nowhere)."""
 
 
-async def send_answer(write: WriteEvent, turn: Turn, context: dict[str, Any] | None) -> None:
-    """handled-start, handled-chunk* as the answer streams, handled (what HA speaks), stop."""
+Ending = Callable[[Turn], Awaitable[list[Event] | None]]
+
+
+async def send_answer(
+    write: WriteEvent, turn: Turn, context: dict[str, Any] | None, ending: Ending | None = None
+) -> None:
+    """handled-start, handled-chunk* as the answer streams, handled (what HA speaks), stop.
+
+    `ending`: other final events for a turn that called tools (`HomeControl.answer`).
+    """
     await write(HandledStart(context=context).event())
     async for part in turn.answer.follow():
         await write(HandledChunk(text=part).event())
-    await write(Handled(text=turn.answer.text.strip(), context=context).event())
-    await write(HandledStop().event())
+    events = await ending(turn) if ending is not None else None
+    if events is None:
+        events = [Handled(text=turn.answer.text.strip(), context=context).event()]
+        events.append(HandledStop().event())
+    for event in events:
+        await write(event)
 
 
 def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
@@ -354,7 +374,7 @@ def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
     """
     outcome = turn.outcome or Outcome.FALLBACK
     seconds = time.monotonic() - started
-    answer = turn.answer.text.strip()
+    answer = (turn.spoken if turn.spoken is not None else turn.answer.text).strip()
     fields = {
         "client": label,
         "transcript": heard,
@@ -363,12 +383,15 @@ def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
         "reason": turn.reason,
         "seconds": round(seconds, 3),
         "audio_deltas_dropped": turn.audio_deltas_dropped,
+        "commands": turn.commands,
     }
+    sent = f" [{'; '.join(turn.commands)}]" if turn.commands else ""
     _LOGGER.info(
-        "%s: %r → %r (%s%s, %.2fs, %d audio deltas dropped)",
+        "%s: %r → %r%s (%s%s, %.2fs, %d audio deltas dropped)",
         label,
         heard[:80],
         answer[:80],
+        sent,
         outcome.value,
         f": {turn.reason}" if turn.reason else "",
         seconds,

@@ -21,12 +21,16 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from .config import Settings
+from .home.plan import Memory
 from .realtime.events import (
     CONVERSATION_CLOSED,
     FATAL_CODES,
+    FunctionCall,
     InputCommitted,
     InputTranscriptDelta,
     InputTranscriptDone,
@@ -107,8 +111,17 @@ class Turn:
         *,
         respond: bool,
         text: str | None = None,
+        tools: Sequence[dict[str, Any]] = (),
+        memory: Memory | None = None,
     ) -> None:
         self.settings = settings
+        # Home control: what its response may call, and what it called (see `home/`).
+        self.tools = tuple(tools)
+        self.calls: tuple[FunctionCall, ...] = ()
+        self.memory = memory or Memory()
+        self.confirmable = self.memory.take()  # risky commands the last turn asked about
+        self.commands: list[str] = []  # the commands sent for it, as the page shows them
+        self.spoken: str | None = None  # what was said instead of the answer's text
         self.respond = respond
         self.typed_text = text
         self.transcript = TextStream()
@@ -284,7 +297,7 @@ class Turn:
                 return
             if self.respond:
                 self._response_active = True
-                await session.create_response()
+                await session.create_response(self.tools)
             session.release()
             await asyncio.shield(reader)
         except RealtimeError:
@@ -302,6 +315,7 @@ class Turn:
             self._session, self._dropped_before = session, session.audio_deltas_dropped
             self.user_item_id, self.item_ids = None, ()
             self._answer_items = []
+            self.calls = ()
         self._filter = ControlTokenFilter()  # an attempt's answer starts afresh
         self._answer_from_audio = None
         return session
@@ -454,10 +468,13 @@ class Turn:
     def _response_done(self, event: ResponseDone) -> None:
         self._response_active = False
         self.item_ids = event.item_ids
+        self.calls = event.calls
         self.answer.push(self._filter.flush())
         if not self.answer.text.strip() and event.text:
             self.answer.push(strip_control_tokens(event.text))
-        has_text = bool(self.answer.text.strip())
+        # Calls are an answer even without a word: what to say about them is decided by
+        # whoever sends them on (`home/plan.py`), never the fallback.
+        has_text = bool(self.answer.text.strip()) or bool(self.calls)
         if event.status == "completed" and has_text:
             self._end_answer(Outcome.COMPLETED, None)
         elif event.status == "incomplete" and has_text:
@@ -469,6 +486,22 @@ class Turn:
             detail = event.error or event.reason or "empty"
             _LOGGER.warning("Response %s without text (%s)", event.status, detail)
             self._end_answer(Outcome.FALLBACK, f"{event.status}:{detail}")
+
+    async def report(self, outputs: Sequence[tuple[FunctionCall, str]]) -> None:
+        """What became of each call, into the conversation right after the call.
+
+        No response is asked for (one round trip): the model reads them with the next
+        request, so "and the bedroom too" or "turn it off again" make sense to it. Their
+        items are the turn's, deleted with it when the history is trimmed.
+        """
+        session = self._session
+        if session is None or not session.is_open:
+            return
+        for call, output in outputs:
+            item_id = f"out_{uuid.uuid4().hex[:24]}"
+            with contextlib.suppress(RealtimeError):
+                await session.add_function_output(call, output, item_id)
+                self.item_ids = (*self.item_ids, item_id)
 
     def _upstream_error(self, event: UpstreamError) -> None:
         if event.code in HARMLESS_CODES:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..config import RealtimeSettings
 from .events import (
+    FunctionCall,
     InputCommitted,
     InputTranscriptDelta,
     InputTranscriptDone,
@@ -125,10 +126,19 @@ class Dialect:
             },
         }
 
-    def response_create(self, max_output_tokens: int | None) -> dict[str, Any]:
-        """Text-only again on the response itself: a response's own settings win."""
+    def response_create(
+        self, max_output_tokens: int | None, tools: Sequence[dict[str, Any]] = ()
+    ) -> dict[str, Any]:
+        """Text-only again on the response itself: a response's own settings win.
+
+        `tools`: what this response may call (none: the session's, which are none). They go
+        with the response because what can work depends on who asked (see `home/intents`).
+        """
         key = "modalities" if self.name == "beta" else "output_modalities"
         response: dict[str, Any] = {key: ["text"]}
+        if tools:
+            response["tools"] = list(tools)
+            response["tool_choice"] = "auto"
         if max_output_tokens:
             tokens_key = (
                 "max_response_output_tokens" if self.name == "beta" else "max_output_tokens"
@@ -154,6 +164,20 @@ def turn_detection(kind: str, eagerness: str, threshold: float, silence_ms: int)
             "silence_duration_ms": silence_ms,
         }
     return {**config, "create_response": False, "interrupt_response": False}
+
+
+def function_output_item(
+    call: FunctionCall, output: str, item_id: str | None = None
+) -> dict[str, Any]:
+    """What became of a call, right after it in the conversation (same in both dialects)."""
+    item: dict[str, Any] = {"type": "function_call_output", "call_id": call.call_id}
+    if item_id:
+        item["id"] = item_id
+    item["output"] = output
+    event: dict[str, Any] = {"type": "conversation.item.create", "item": item}
+    if call.item_id:
+        event["previous_item_id"] = call.item_id
+    return event
 
 
 def user_text_item(text: str) -> dict[str, Any]:
@@ -220,10 +244,13 @@ def parse(event: dict[str, Any]) -> RealtimeEvent | None:
 
 def _response_done(response: dict[str, Any]) -> ResponseDone:
     details = response.get("status_details") or {}
-    texts, item_ids = [], []
+    texts, item_ids, calls = [], [], []
     for item in response.get("output") or []:
         if item.get("id"):
             item_ids.append(str(item["id"]))
+        if item.get("type") == "function_call":
+            calls.append(_function_call(item))
+            continue
         for part in item.get("content") or []:
             texts.append(part.get("text") or part.get("transcript") or "")
     raw = details.get("error")
@@ -237,4 +264,15 @@ def _response_done(response: dict[str, Any]) -> ResponseDone:
         item_ids=tuple(item_ids),
         error=str(error.get("message") or code) if error else None,
         error_code=str(code) if code else None,
+        calls=tuple(calls),
+    )
+
+
+def _function_call(item: dict[str, Any]) -> FunctionCall:
+    arguments = item.get("arguments")
+    return FunctionCall(
+        item_id=str(item.get("id") or ""),
+        call_id=str(item.get("call_id") or ""),
+        name=str(item.get("name") or ""),
+        arguments=arguments if isinstance(arguments, str) else "",
     )

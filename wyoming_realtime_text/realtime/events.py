@@ -87,6 +87,16 @@ class TextDone:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """A tool the model called; `arguments` is its JSON text, unchecked (see `home/calls.py`)."""
+
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseDone:
     """End of a response; `text` is what its output items carried (text or audio transcript)."""
 
@@ -97,6 +107,7 @@ class ResponseDone:
     item_ids: tuple[str, ...]
     error: str | None = None  # status failed: status_details.error's message
     error_code: str | None = None  # ... and its code (e.g. rate_limit_exceeded)
+    calls: tuple[FunctionCall, ...] = ()  # its function_call items, in order
 
 
 @dataclass(frozen=True, slots=True)

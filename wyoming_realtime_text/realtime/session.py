@@ -15,6 +15,7 @@ import logging
 import re
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
@@ -23,9 +24,19 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from .. import __version__
 from ..config import RealtimeSettings, redact_url
-from .dialect import AUDIO_DELTA_TYPES, BETA, DIALECTS, GA, Dialect, parse, user_text_item
+from .dialect import (
+    AUDIO_DELTA_TYPES,
+    BETA,
+    DIALECTS,
+    GA,
+    Dialect,
+    function_output_item,
+    parse,
+    user_text_item,
+)
 from .events import (
     BETA_REFUSED,
+    FunctionCall,
     ItemAdded,
     RealtimeError,
     RealtimeEvent,
@@ -290,8 +301,14 @@ class RealtimeSession:
     async def commit(self) -> None:
         await self.send({"type": "input_audio_buffer.commit"})
 
-    async def create_response(self) -> None:
-        await self.send(self.dialect.response_create(self.settings.max_output_tokens))
+    async def create_response(self, tools: Sequence[dict[str, Any]] = ()) -> None:
+        await self.send(self.dialect.response_create(self.settings.max_output_tokens, tools))
+
+    async def add_function_output(
+        self, call: FunctionCall, output: str, item_id: str | None = None
+    ) -> None:
+        """Tell the model what became of `call` (no response: it speaks of it next turn)."""
+        await self.send(function_output_item(call, output, item_id))
 
     async def add_user_text(self, text: str) -> None:
         await self.send(user_text_item(text))

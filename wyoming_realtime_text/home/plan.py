@@ -1,0 +1,107 @@
+"""From a response's calls to what Home Assistant runs and says, decided once per answer.
+
+Each call ends one of three ways, and the model is told which (`Plan.outputs`, sent as the
+call's `function_call_output`, so a follow-up reads naturally):
+  * sent: its intent goes to HA (the first one only, to an HA that runs only the first);
+  * held: a risky command, asked back; only a "yes" as the very next turn of the same
+    conversation sends it (`Memory`);
+  * refused: it did not check out, or cannot work here; a clear sentence says so.
+The spoken text is the model's own words when everything it called was sent, otherwise
+our sentences (its words would claim what did not happen).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from ..realtime.events import FunctionCall
+from .calls import Command, Refused, check
+from .peer import Peer
+from .safety import affirmative
+from .speech import confirmation, phrase, question
+
+SENT = "Sent to Home Assistant, which carries it out; it does not report back whether it worked."
+HELD = (
+    "Not done yet: the user was asked to confirm. Only if they say yes in their next "
+    "request, call {name} again with the same arguments."
+)
+REFUSED = "Not done: {why}."
+CONFIRM_SECONDS = 120.0  # a "yes" later than this confirms nothing
+
+
+@dataclass
+class Memory:
+    """A conversation's risky commands waiting for a "yes" (only its next turn may give it)."""
+
+    held: dict[str, float] = field(default_factory=dict)  # Command.key -> when asked
+
+    def take(self) -> frozenset[str]:
+        """What the turn starting now may confirm; nobody else can."""
+        now = time.monotonic()
+        keys = frozenset(k for k, asked in self.held.items() if now - asked < CONFIRM_SECONDS)
+        self.held.clear()
+        return keys
+
+    def hold(self, commands: Sequence[Command]) -> None:
+        now = time.monotonic()
+        self.held.update((command.key, now) for command in commands)
+
+
+@dataclass
+class Plan:
+    send: list[Command] = field(default_factory=list)
+    held: list[Command] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    text: str = ""  # what HA speaks (plain text, our sentences or the model's)
+    outputs: list[tuple[FunctionCall, str]] = field(default_factory=list)
+
+
+def plan(
+    calls: Sequence[FunctionCall],
+    offered: Collection[str],
+    peer: Peer,
+    *,
+    language: str | None,
+    said: str,
+    model_text: str,
+    confirmable: Collection[str] = frozenset(),
+) -> Plan:
+    """Decide every call of one response (`said`: the user's words for this turn)."""
+    result = Plan()
+    sentences: list[str] = []
+    for call in calls:
+        checked = check(call, offered)
+        if isinstance(checked, Refused):
+            _refuse(result, sentences, checked, phrase(language, "unclear"))
+        elif checked.spec.needs_device and not peer.device:
+            why = Refused(call, "this request did not come from a voice satellite")
+            _refuse(result, sentences, why, phrase(language, "satellite"))
+        elif checked.risky and not (checked.key in confirmable and affirmative(said)):
+            if peer.conversation:
+                result.held.append(checked)
+                sentences.append(question(checked, language))
+                result.outputs.append((call, HELD.format(name=checked.spec.name)))
+            else:
+                why = Refused(call, "risky commands need a confirmation this HA cannot give")
+                _refuse(result, sentences, why, phrase(language, "unsafe"))
+        elif result.send and not peer.multi:
+            why = Refused(call, "this Home Assistant runs one command per request")
+            _refuse(result, sentences, why, phrase(language, "one"))
+        else:
+            result.send.append(checked)
+            result.outputs.append((call, SENT))
+    actions = [c for c in result.send if not c.spec.question]
+    if model_text.strip() and not result.held and not result.refused:
+        result.text = model_text.strip()
+    else:
+        done = [confirmation(c, language) for c in actions]
+        result.text = " ".join(dict.fromkeys([*done, *sentences]))
+    return result
+
+
+def _refuse(result: Plan, sentences: list[str], refused: Refused, sentence: str) -> None:
+    result.refused.append(refused)
+    sentences.append(sentence)
+    result.outputs.append((refused.call, REFUSED.format(why=refused.why)))
