@@ -43,7 +43,7 @@ class Command:
     def target(self) -> str:
         """What it acts on, as a sentence can name it."""
         name, area = self.slots.get("name"), self.slots.get("area") or self.slots.get("floor")
-        domains = self.slots.get("domain") or []
+        domains = self.slots.get("domain") or sorted(self.spec.domains)[:1]
         if name:
             return str(name) if not area else f"{name} in {area}"
         things = f"the {domains[0].replace('_', ' ')}s" if domains else "everything"

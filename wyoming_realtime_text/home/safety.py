@@ -61,7 +61,9 @@ def risky(intent: str, slots: dict[str, Any]) -> bool:
     if intent == "HassTurnOff":  # unlocks a lock, disarms, or closes (a door: asked too)
         return opening or _named(words, _LOCKS | _ALARMS, compounds=True)
     if intent == "HassTurnOn":  # opens a cover (locking a lock is safe)
-        return opening
+        domains = slots.get("domain") or []
+        locking = bool(domains) and all(d in ("lock",) for d in _words(domains))
+        return opening and not locking
     if intent == "HassSetPosition":
         return opening and bool(slots.get("position"))
     return False
