@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import math
 import os
 import socket
@@ -28,7 +29,8 @@ from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event
-from wyoming.handle import Handled
+from wyoming.handle import Handled, NotHandled
+from wyoming.intent import Intent, IntentsStart, IntentsStop, NotRecognized
 
 FALLBACK = "Fallback: the assistant is unavailable."
 RESPONSE_TIMEOUT = 3.0
@@ -206,18 +208,65 @@ async def raw_exchange(port: int, data: bytes, seconds: float = 5.0) -> tuple[li
 _HA_HOSTS = itertools.cycle(range(2, 255))
 
 
-class _TcpClientFrom(AsyncTcpClient):
-    """wyoming's TCP client, connecting from a given local address."""
+class _VersionedWriter:
+    """A stream writer whose event headers name another wyoming version.
 
-    def __init__(self, local: str, host: str, port: int) -> None:
+    wyoming writes each event's header line with one `writelines` call; only its `version`
+    field is changed here (the framing stays wyoming's), so one client can speak as HA 2025's
+    wyoming 1.7 while this machine has 1.10.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, version: str) -> None:
+        self._writer = writer
+        self._version = version
+
+    def writelines(self, lines: Any) -> None:
+        header, *rest = lines
+        fields = json.loads(header)
+        fields["version"] = self._version
+        self._writer.writelines((json.dumps(fields, ensure_ascii=False).encode(), *rest))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+class _TcpClientFrom(AsyncTcpClient):
+    """wyoming's TCP client, connecting from a given local address (as a given version)."""
+
+    def __init__(self, local: str, host: str, port: int, version: str | None = None) -> None:
         super().__init__(host, port)
         self.local = local
+        self.version = version
 
     async def connect(self) -> None:
         local = (self.local, 0)
-        self._reader, self._writer = await asyncio.open_connection(
-            self.host, self.port, local_addr=local
-        )
+        self._reader, writer = await asyncio.open_connection(self.host, self.port, local_addr=local)
+        self._writer = _VersionedWriter(writer, self.version) if self.version else writer  # type: ignore[assignment]
+
+
+# The wyoming package each Home Assistant release pins (what its event headers say).
+WYOMING_OF_HA = {(2026, 1): "1.10.2", (2025, 7): "1.7.2", (2025, 1): "1.5.4"}
+
+
+@dataclass
+class AgentReply:
+    """What HA's Wyoming agent made of one answer: the intents it runs, or what it speaks.
+
+    `intents`: all of them for HA 2026 (intents-start ... intents-stop, or one `intent`);
+    older HA runs only the first `intent` it reads and hangs up.
+    """
+
+    events: list[Event]
+    intents: list[Intent]
+    handled: Handled | None
+    not_handled: NotHandled | None = None
+
+    @property
+    def spoken(self) -> str:
+        """What HA speaks, as far as it is ours to say (an intent's text, before rendering)."""
+        if self.handled is not None:
+            return self.handled.text or ""
+        return "\n".join(i.text for i in self.intents if i.text)
 
 
 class HomeAssistant:
@@ -248,7 +297,16 @@ class HomeAssistant:
     def _connection(self) -> AsyncTcpClient:
         uri = urlparse(self.uri)
         assert uri.hostname is not None and uri.port is not None
-        return _TcpClientFrom(self.host, uri.hostname, uri.port)
+        return _TcpClientFrom(self.host, uri.hostname, uri.port, self.wyoming_version)
+
+    @property
+    def wyoming_version(self) -> str:
+        return next(v for release, v in WYOMING_OF_HA.items() if self.version >= release)
+
+    @property
+    def runs_intent_lists(self) -> bool:
+        """HA 2026 (wyoming 1.9+): intents-start, intent*, intents-stop; older: one intent."""
+        return self.version >= (2026, 1)
 
     @property
     def sends_context(self) -> bool:
@@ -329,6 +387,62 @@ class HomeAssistant:
             await linger_on(client, events, linger)
         handled = next(Handled.from_event(e) for e in events if Handled.is_type(e.type))
         return handled, events
+
+    async def ask(
+        self,
+        text: str,
+        conversation_id: str | None = None,
+        *,
+        device_id: str | None = None,
+        linger: float = 0.0,
+    ) -> AgentReply:
+        """An agent request, read as HA's Wyoming agent reads the answer.
+
+        HA 2026 (components/wyoming/conversation.py) stops at handled, not-handled,
+        not-recognized, `error`, a lone `intent`, or intents-stop after intents-start; HA
+        2025 at handled, not-handled, not-recognized or the first `intent` (an `error` it
+        does not know). Everything else (handled-start, handled-chunk, ...) is skipped.
+        `device_id`: the satellite's (HA 2026 passes it in the context).
+        """
+        events: list[Event] = []
+        context: dict[str, str] | None = None
+        if self.sends_context:
+            context = {"conversation_id": conversation_id or new_conversation_id()}
+            if device_id and self.version >= (2026, 1):
+                context["device_id"] = device_id
+        language = "en" if self.version >= (2026, 1) else None
+        intents: list[Intent] = []
+        handled: Handled | None = None
+        not_handled: NotHandled | None = None
+        listed = False
+        async with self._connection() as client:
+            await client.write_event(
+                Transcript(text=text, language=language, context=context).event()
+            )
+            async with asyncio.timeout(RESPONSE_TIMEOUT + 5):
+                while (event := await client.read_event()) is not None:
+                    events.append(event)
+                    if event.type == "error" and self.runs_intent_lists:
+                        intents.clear()
+                        break
+                    if IntentsStart.is_type(event.type) and self.runs_intent_lists:
+                        listed = True
+                    elif Intent.is_type(event.type):
+                        intents.append(Intent.from_event(event))
+                        if not listed:
+                            break
+                    elif IntentsStop.is_type(event.type) and listed:
+                        break
+                    elif Handled.is_type(event.type):
+                        handled = Handled.from_event(event)
+                        break
+                    elif NotHandled.is_type(event.type) or NotRecognized.is_type(event.type):
+                        not_handled = NotHandled(text=event.data.get("text"))
+                        break
+                else:
+                    raise AssertionError(f"the server closed first: {[e.type for e in events]}")
+            await linger_on(client, events, linger)
+        return AgentReply(events, intents, handled, not_handled)
 
 
 def new_conversation_id() -> str:

@@ -39,6 +39,9 @@ STATUS = {
 }
 
 
+DECIDED_SECONDS = 5.0  # from a turn's end to the commands sent for it (milliseconds, really)
+
+
 def client_name(label: str) -> str:
     """The page's name for a pipeline's label: a connection's host, a satellite's label."""
     address = _ADDRESS.fullmatch(label)
@@ -48,7 +51,9 @@ def client_name(label: str) -> str:
 def _told(turn: Turn) -> str:
     """The answer as far as anyone asked for it: none while Home Assistant has not claimed
     it (it may answer the command itself), so an answer nobody heard is never shown."""
-    return turn.answer.text if turn.claim.asked else ""
+    if not turn.claim.asked:
+        return ""
+    return turn.spoken if turn.spoken is not None else turn.answer.text
 
 
 def first_text_delay(turn: Turn) -> float | None:
@@ -75,10 +80,12 @@ class TurnRecord:
     dropped: int = 0
     seconds: float | None = None
     first_text: float | None = None
+    commands: list[str] = field(default_factory=list)
 
     def finish(self, turn: Turn) -> None:
         """Keep the text and how it ended; let the Turn go."""
         self.transcript, self.answer = turn.transcript.text, _told(turn).strip()
+        self.commands = list(turn.commands)
         self.status = STATUS[turn.ending]
         self.reason, self.dropped = turn.reason, turn.audio_deltas_dropped
         self.seconds = time.monotonic() - self.began
@@ -98,6 +105,7 @@ class TurnRecord:
             "dropped": turn.audio_deltas_dropped if turn else self.dropped,
             "seconds": self.seconds,
             "first_text": self.first_text,
+            "commands": list(turn.commands) if turn else self.commands,
         }
 
 
@@ -267,6 +275,9 @@ class Activity:
             )
             await _ended(turn)
             await turn.claim.wait()  # an answer started for HA: until it is claimed or not
+            if turn.calls and turn.claim.asked:  # what was done about them, decided next
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(turn.decided.wait(), DECIDED_SECONDS)
         finally:
             record.finish(turn)
             del self._live[turn]

@@ -122,6 +122,7 @@ class Turn:
         self.confirmable = self.memory.take()  # risky commands the last turn asked about
         self.commands: list[str] = []  # the commands sent for it, as the page shows them
         self.spoken: str | None = None  # what was said instead of the answer's text
+        self.decided = asyncio.Event()  # ... and the commands are known
         self.respond = respond
         self.typed_text = text
         self.transcript = TextStream()

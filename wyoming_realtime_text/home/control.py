@@ -95,6 +95,7 @@ class HomeControl:
         turn.memory.hold(result.held)
         turn.commands = [command.describe() for command in result.send]
         turn.spoken = result.text
+        turn.decided.set()
         for refused in result.refused:
             call = refused.call
             _LOGGER.warning("Not sending %s(%s): %s", call.name, call.arguments[:200], refused.why)
