@@ -64,7 +64,7 @@ class ResponseRun:
         self.params = params
         self.scenario = scenario
         self.id = p.new_id("resp")
-        self.deltas = 0  # text / audio-transcript deltas sent so far
+        self.deltas = 0  # text / audio-transcript / function-call argument deltas sent so far
         self.done_sent = False
         self.audio_ms = 0  # audio produced: its playback delays the VAD's idle timeout
         self.task: asyncio.Task[None] | None = None  # set by the connection that runs it

@@ -67,7 +67,8 @@ class Scenario:
     # Input transcription fails with conversation.item.input_audio_transcription.failed.
     transcription_fails: bool = False
 
-    # Response faults. "Deltas" below count text / audio-transcript deltas only.
+    # Response faults. "Deltas" below count text / audio-transcript deltas and function-call
+    # argument deltas (not audio deltas).
     cut_after: int | None = None  # end the response `incomplete` after N deltas
     cut_reason: str = "content_filter"  # status_details.reason for cut_after
     error_code: str | None = None  # answer response.create with this error, no response

@@ -10,6 +10,10 @@ on, as the real ones do, so appended audio that sounds like speech gets
 ``speech_started``/``speech_stopped``, an automatic commit and, unless
 ``create_response`` is false, an automatic response with the SESSION's settings.
 With ``turn_detection: null`` only client commits and response.create drive it.
+
+With function tools offered, the model answers a few English commands with function
+calls of them (:mod:`.tools`); a ``function_call_output`` must answer a call of the
+conversation.
 """
 
 from __future__ import annotations
