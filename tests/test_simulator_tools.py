@@ -66,7 +66,7 @@ async def offer(c: Client, dialect: str, tools: list[dict[str, Any]], **settings
     """A text-only session offering `tools` (and e.g. tool_choice)."""
     await c.send("session.update", session={**TEXT_ONLY[dialect], "tools": tools, **settings})
     session = (await c.until("session.updated"))["session"]
-    assert [t["name"] for t in session["tools"]] == [t["name"] for t in tools]
+    assert session["tools"] == tools
 
 
 async def ask(c: Client, text: str, **response: Any) -> dict[str, Any]:
@@ -344,6 +344,16 @@ async def test_forced_and_required_tool_choice(
         assert calls(response) == expected
         if not expected:
             assert text_of(response) == f"You said: {text}."
+
+
+async def test_a_forced_mcp_tool_makes_no_function_call(sim: RealtimeSimulator) -> None:
+    mcp = {"type": "mcp", "server_label": "home", "server_url": "https://example.invalid/mcp"}
+    async with client(sim, "ga") as c:
+        await offer(c, "ga", [mcp, *HA_TOOLS], tool_choice={"type": "mcp", "server_label": "home"})
+        response = await ask(c, "Turn on the kitchen light.")
+        assert calls(response) == [] and text_of(response) == "You said: Turn on the kitchen light."
+        response = await ask(c, "Turn on the kitchen light.", tool_choice="auto")
+        assert calls(response) == [("HassTurnOn", {"name": "kitchen light"})]
 
 
 async def test_beta_tool_choice_names_the_function(sim: RealtimeSimulator) -> None:

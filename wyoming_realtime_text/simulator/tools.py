@@ -39,8 +39,9 @@ function) calls only that tool: the understood calls of it, else one call with t
 understood arguments that its schema takes (``{}`` when none), as a forced model must
 call it whatever was said. ``required`` calls the understood tools, else the first offered
 function tool the same way. Neither makes a call when the tool is not offered (whether the
-live API refuses that instead is not known; no error is invented). ``parallel_tool_calls:
-false`` (GA, session or response) keeps only the first call.
+live API refuses that instead is not known; no error is invented), nor does a forced MCP
+tool (MCP is not simulated). ``parallel_tool_calls: false`` (GA, session or response)
+keeps only the first call.
 
 A model acts once per user turn: when function calls already follow the last user message,
 an ``auto`` response answers in words about their outputs (``Scenario.output_reply``)
@@ -251,8 +252,9 @@ def _forced_call(name: str, understood: list[Intent], offer: Offer) -> list[Inte
 
 def choose(understood: list[Intent], offer: Offer) -> list[Intent]:
     """The calls a response makes of what was understood, under the offer's constraints."""
-    if offer.choice == "none" or not offer.tools:
-        return []
+    mcp = isinstance(offer.choice, dict) and offer.choice.get("type") != "function"
+    if offer.choice == "none" or mcp or not offer.tools:
+        return []  # an MCP tool_choice forces an MCP tool: not simulated, no function call
     forced = offer.forced()
     if forced is not None:
         calls = _forced_call(forced, understood, offer) if forced in offer.tools else []
