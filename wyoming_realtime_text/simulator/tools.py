@@ -242,9 +242,9 @@ def understand(text: str, last: Intent | None = None) -> list[Intent]:
 
 def _forced_call(name: str, understood: list[Intent], offer: Offer) -> list[Intent]:
     """The calls of `name` understood, else one with the understood arguments it takes."""
-    own = [i for i in understood if i[0] == name and fit(i, offer.tools)]
+    own = [c for i in understood if i[0] == name and (c := fit(i, offer.tools))]
     if own:
-        return [fit(i, offer.tools) for i in own]  # type: ignore[misc]
+        return own
     props = properties(offer.tools[name])
     args = {k: v for k, v in (understood[0][1] if understood else {}).items() if k in props}
     return [fit((name, args), offer.tools) or (name, {})]
