@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from . import protocol as p
-from . import vad
+from . import tools, vad
 from .replay import replay_commit
 from .responses import split_deltas
 from .scenario import Scenario
@@ -35,6 +35,7 @@ class ConversationMixin:
     commits: list[bytes]
     items: dict[str, dict[str, Any]]
     item_texts: dict[str, str]
+    tool_outputs: list[dict[str, Any]]
     last_item_id: str | None
     _buffer: bytearray
     vad: vad.Vad
@@ -183,9 +184,27 @@ class ConversationMixin:
         full.pop("object", None)
         if full.get("type", "message") in p.PLAIN_ITEM_TYPES:
             full = {"status": "completed", **full}
+        if full.get("type") == "function_call_output":
+            self._check_output(full)
         texts = [c.get("text", "") for c in full.get("content") or [] if isinstance(c, dict)]
         previous = event.get("previous_item_id") or self.last_item_id
         await self.add_item(full, previous, " ".join(t for t in texts if t))
+        if full.get("type") == "function_call_output":
+            self.record(self.tool_outputs, self.items[full["id"]])
+
+    def _check_output(self, item: dict[str, Any]) -> None:
+        """A function_call_output needs its function_call in the conversation (the API
+        checks it: see protocol.unknown_tool_call). It creates no response: the model
+        speaks about it on the next response.create. Beta's items type every field as
+        optional, but the live beta API refused an output without ``call_id`` (OpenAI forum,
+        topic 966495: ``Missing required parameter: 'item.call_id'.``)."""
+        if "call_id" not in item:
+            raise p.ProtocolError(
+                "missing_required_parameter",
+                "Missing required parameter: 'item.call_id'.",
+                "item.call_id",
+            )
+        tools.check_outputs([item], self.items.values())
 
     def _known_item(self, event: dict[str, Any], action: str) -> str:
         item_id = event["item_id"]

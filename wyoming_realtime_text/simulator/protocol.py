@@ -46,9 +46,10 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_RANDOM = random.Random()  # ids need to be unique, not secret: 9x cheaper than secrets
 
 
-def new_id(prefix: str) -> str:
-    """An id shaped like the real ones (``event_``, ``item_``, ``resp_``, ``sess_`` + 21)."""
-    return prefix + "_" + "".join(_ID_RANDOM.choices(_ID_ALPHABET, k=21))
+def new_id(prefix: str, length: int = 21) -> str:
+    """An id shaped like the real ones (``event_``, ``item_``, ``resp_``, ``sess_`` + 21;
+    call ids are ``call_`` + 16, as in public logs: ``call_I63LY4m3iJCJ6g4H``)."""
+    return prefix + "_" + "".join(_ID_RANDOM.choices(_ID_ALPHABET, k=length))
 
 
 # --- event names --------------------------------------------------------------------
@@ -88,6 +89,11 @@ PART_TYPE: dict[Dialect, dict[str, str]] = {
     "beta": {"text": "text", "audio": "audio"},
     "ga": {"text": "text", "audio": "audio"},
 }
+
+# Whether ``response.function_call_arguments.done`` names the function: the GA reference
+# and SDK have ``name``; the beta reference and SDK list only item_id, call_id,
+# output_index, response_id and arguments (the name is on the item either way).
+ARGUMENTS_DONE_NAMES_FUNCTION: dict[Dialect, bool] = {"beta": False, "ga": True}
 
 # Items that carry `object: "realtime.item"` and a `status`; GA's MCP items have neither.
 PLAIN_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output"})
@@ -257,6 +263,21 @@ def error_body(
         "param": param,
         "event_id": client_event_id,
     }
+
+
+def unknown_tool_call(call_id: str) -> ProtocolError:
+    """A ``function_call_output`` whose ``call_id`` no function_call of its context has.
+
+    Message, type and code as the live GA API sent them (livekit/agents issue #3344,
+    2025-09: ``Tool call ID 'call_…' not found in conversation.``, ``invalid_request_error``,
+    code ``invalid_tool_call_id``, param null; the same message on the OpenAI forum, topic
+    1302944, for a ``response.create`` whose ``input`` held only the output). The beta
+    reference documents the check itself ("the server will check that a function_call item
+    with the same ID exists in the conversation history").
+    """
+    return ProtocolError(
+        "invalid_tool_call_id", f"Tool call ID '{call_id}' not found in conversation."
+    )
 
 
 # --- merging ----------------------------------------------------------------------

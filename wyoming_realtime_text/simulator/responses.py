@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import protocol as p
+from . import tools
 from .scenario import Scenario
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class ResponseRun:
         self.params = params
         self.scenario = scenario
         self.id = p.new_id("resp")
-        self.deltas = 0  # text / audio-transcript deltas sent so far
+        self.deltas = 0  # text / audio-transcript / function-call argument deltas sent so far
         self.done_sent = False
         self.audio_ms = 0  # audio produced: its playback delays the VAD's idle timeout
         self.task: asyncio.Task[None] | None = None  # set by the connection that runs it
@@ -207,8 +208,110 @@ class ResponseRun:
         audio = scenario.mode == "audio_despite_text" or "audio" in self.modalities
         await self._generate("audio" if audio else "text")
 
+    def context(self) -> tools.Context:
+        """What this response sees, with the text understood of each item: its ``input``
+        (item references resolved in the conversation), else the conversation."""
+        conn = self.conn
+        given = self.params.get("input")
+        if given is None:
+            return [(item, conn.item_texts.get(item_id)) for item_id, item in conn.items.items()]
+        context: tools.Context = []
+        for item in given:
+            if item.get("type") == "item_reference":
+                if item.get("id") in conn.items:
+                    context.append((conn.items[item["id"]], conn.item_texts.get(item["id"])))
+                continue
+            texts = [c.get("text", "") for c in item.get("content") or [] if isinstance(c, dict)]
+            context.append((item, " ".join(t for t in texts if t)))
+        return context
+
     async def _generate(self, kind: str) -> None:
-        conn, scenario, names = self.conn, self.scenario, p.EVENTS[self.dialect]
+        """The output items (a message, function calls or both), then response.done."""
+        offer = tools.Offer.of(self.conn.session, self.params)
+        calls, text = tools.plan(self.scenario, offer, self.context(), self.user_text())
+        output: list[dict[str, Any]] = []
+        status, reason = "completed", None
+        if text is not None:
+            step = await self._message(kind, text, len(output))
+            if step is None:
+                return  # connection dropped or expired: no done events, like the real thing
+            item, status, reason = step
+            output.append(item)
+        for call in calls:
+            if status != "completed":
+                break
+            step = await self._function_call(call, len(output))
+            if step is None:
+                return
+            item, status, reason = step
+            output.append(item)
+        await self.send_done(
+            status, reason, output, p.response_usage(self.dialect, self.deltas, self.audio_ms // 50)
+        )
+
+    async def _add_output_item(self, item: dict[str, Any], index: int) -> str | None:
+        """Announce a new output item (and add it to the conversation); returns the id of
+        the item before it, which its conversation.item.done repeats."""
+        conn, previous = self.conn, self.conn.last_item_id
+        await conn.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": self.id,
+                "output_index": index,
+                "item": item,
+            }
+        )
+        if self.write_conversation:
+            conn.remember_item(item)
+            await conn.send(
+                {
+                    "type": p.EVENTS[self.dialect]["item_added"],
+                    "previous_item_id": previous,
+                    "item": item,
+                }
+            )
+        return previous
+
+    async def _finish_output_item(
+        self, item: dict[str, Any], index: int, previous: str | None
+    ) -> None:
+        """Store the finished item and announce it done (GA: conversation.item.done first,
+        the live GA order)."""
+        conn = self.conn
+        if self.write_conversation:
+            conn.items[item["id"]] = item
+            if self.dialect == "ga":
+                await conn.send(
+                    {"type": "conversation.item.done", "previous_item_id": previous, "item": item}
+                )
+        await conn.send(
+            {
+                "type": "response.output_item.done",
+                "response_id": self.id,
+                "output_index": index,
+                "item": item,
+            }
+        )
+
+    async def _next_delta(self) -> tuple[str, str | None] | None:
+        """Wait for the next delta; the status to end with if a cancel came, else None."""
+        first = self.deltas == 0
+        delay = self.scenario.first_token_delay if first else self.scenario.delta_delay
+        if await self.pause(delay):
+            return "cancelled", self.cancel_reason
+        return None
+
+    def _cut(self, more: bool) -> bool:
+        """Whether `cut_after` ends the response here (only while more would follow)."""
+        cut = self.scenario.cut_after
+        return cut is not None and self.deltas >= cut and more
+
+    async def _message(
+        self, kind: str, text: str, index: int
+    ) -> tuple[dict[str, Any], str, str | None] | None:
+        """A message item streamed as text or audio; (item, status, reason), or None when
+        the connection went away."""
+        conn, names = self.conn, p.EVENTS[self.dialect]
         item_id = p.new_id("item")
         item = {
             "id": item_id,
@@ -218,32 +321,24 @@ class ResponseRun:
             "role": "assistant",
             "content": [],
         }
-        previous = conn.last_item_id
-        await conn.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": self.id,
-                "output_index": 0,
-                "item": item,
-            }
-        )
-        if self.write_conversation:
-            conn.remember_item(item)
-            await conn.send(
-                {"type": names["item_added"], "previous_item_id": previous, "item": item}
-            )
+        previous = await self._add_output_item(item, index)
         field = "transcript" if kind == "audio" else "text"
-        ids = {"response_id": self.id, "item_id": item_id, "output_index": 0, "content_index": 0}
+        ids = {
+            "response_id": self.id,
+            "item_id": item_id,
+            "output_index": index,
+            "content_index": 0,
+        }
         part = {"type": p.PART_TYPE[self.dialect][kind], field: ""}
         await conn.send({"type": "response.content_part.added", **ids, "part": part})
         if await self.connection_fault():  # a count of 0: before any text
-            return
+            return None
 
-        pieces = split_deltas(scenario.resolve_reply(self.user_text()))
+        pieces = split_deltas(text)
         produced, status, reason = "", "completed", None
         for i, piece in enumerate(pieces):
-            if await self.pause(scenario.delta_delay if i else scenario.first_token_delay):
-                status, reason = "cancelled", self.cancel_reason
+            if (stop := await self._next_delta()) is not None:
+                status, reason = stop
                 break
             if kind == "audio":
                 await conn.send({"type": names["transcript_delta"], **ids, "delta": piece})
@@ -256,10 +351,9 @@ class ResponseRun:
                 await conn.send({"type": names["text_delta"], **ids, "delta": piece})
             produced += piece
             if await self.after_delta():
-                return  # connection dropped or expired: no done events, like the real thing
-            cut = scenario.cut_after
-            if cut is not None and self.deltas >= cut and i < len(pieces) - 1:
-                status, reason = "incomplete", scenario.cut_reason
+                return None
+            if self._cut(more=i < len(pieces) - 1):
+                status, reason = "incomplete", self.scenario.cut_reason
                 break
 
         if kind == "audio":
@@ -276,27 +370,64 @@ class ResponseRun:
             "status": "completed" if status == "completed" else "incomplete",
             "content": [content],
         }
-        if self.write_conversation:
-            conn.items[item_id] = done_item
-            if self.dialect == "ga":  # live GA order: conversation.item.done, then output_item.done
-                await conn.send(
-                    {
-                        "type": "conversation.item.done",
-                        "previous_item_id": previous,
-                        "item": done_item,
-                    }
-                )
-        await conn.send(
-            {
-                "type": "response.output_item.done",
-                "response_id": self.id,
-                "output_index": 0,
-                "item": done_item,
-            }
-        )
-        await self.send_done(
-            status,
-            reason,
-            [done_item],
-            p.response_usage(self.dialect, self.deltas, self.audio_ms // 50),
-        )
+        await self._finish_output_item(done_item, index, previous)
+        return done_item, status, reason
+
+    async def _function_call(
+        self, call: tools.Call, index: int
+    ) -> tuple[dict[str, Any], str, str | None] | None:
+        """A function_call item whose arguments stream in deltas; (item, status, reason),
+        or None when the connection went away.
+
+        Its deltas count like text deltas for the faults (cut_after, disconnect_after,
+        session_expired_after) and the usage; a cut or cancelled call ends ``incomplete``
+        with the arguments so far, and ``...arguments.done`` is still sent, as the
+        reference says it is for an interrupted response.
+        """
+        conn = self.conn
+        item_id, call_id = p.new_id("item"), p.new_id("call", 16)
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "in_progress",
+            "name": call.name,
+            "call_id": call_id,
+            "arguments": "",
+        }
+        previous = await self._add_output_item(item, index)
+        if await self.connection_fault():  # a count of 0: before any arguments
+            return None
+        ids = {
+            "response_id": self.id,
+            "item_id": item_id,
+            "output_index": index,
+            "call_id": call_id,
+        }
+        pieces = tools.split_arguments(call.arguments)
+        produced, status, reason = "", "completed", None
+        for i, piece in enumerate(pieces):
+            if (stop := await self._next_delta()) is not None:
+                status, reason = stop
+                break
+            await conn.send(
+                {"type": "response.function_call_arguments.delta", **ids, "delta": piece}
+            )
+            produced += piece
+            if await self.after_delta():
+                return None
+            if self._cut(more=i < len(pieces) - 1):
+                status, reason = "incomplete", self.scenario.cut_reason
+                break
+        done = {"type": "response.function_call_arguments.done", **ids, "arguments": produced}
+        if p.ARGUMENTS_DONE_NAMES_FUNCTION[self.dialect]:
+            done["name"] = call.name
+        await conn.send(done)
+        done_item = {
+            **item,
+            "status": "completed" if status == "completed" else "incomplete",
+            "arguments": produced,
+        }
+        await self._finish_output_item(done_item, index, previous)
+        conn.record(conn.calls, done_item)
+        return done_item, status, reason

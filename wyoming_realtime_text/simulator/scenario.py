@@ -16,6 +16,8 @@ from typing import Literal
 Mode = Literal["obey", "audio_despite_text", "forum_replay"]
 AuthFailure = Literal["http", "event"]
 ErrorDelivery = Literal["event", "response_failed"]
+# A scripted function call: (tool name, raw arguments string, not necessarily JSON).
+ScriptedCall = tuple[str, str]
 
 DEFAULT_TRANSCRIPT = "Turn on the kitchen light."
 
@@ -40,6 +42,22 @@ class Scenario:
     # What input transcription "hears"; a callable gets the committed pcm16 bytes.
     transcript: str | Callable[[bytes], str] = DEFAULT_TRANSCRIPT
 
+    # Tool use (see tools.py: with function tools offered, a few English commands are
+    # answered with function calls of those tools; everything else with `reply`).
+    # Text of a message item before the calls of a response that calls tools; None: calls only.
+    call_text: str | None = None
+    # Scripted calls instead of the understood ones, sent exactly as given whatever the
+    # offered tools, tool_choice and parallel_tool_calls say: a real model can emit an
+    # unknown tool, arguments of the wrong type or arguments that are not JSON at all (a
+    # response cut at max_output_tokens, or a plain model mistake), and a client must cope.
+    # A callable gets the user's text; an empty list: no call (the text reply). Like the
+    # understood calls, they are made once per user turn.
+    calls: list[ScriptedCall] | Callable[[str], list[ScriptedCall]] | None = None
+    # Text of a response after this user turn's calls (the model speaks about the results).
+    # A callable gets the function_call_output outputs (in order). None: a deterministic
+    # default quoting them ("Result: ..."), or `reply` when no output was given.
+    output_reply: str | Callable[[list[str]], str] | None = None
+
     # Timing faults (seconds).
     first_token_delay: float = 0.0  # after response.content_part.added, before the 1st delta
     delta_delay: float = 0.0  # between content deltas
@@ -49,7 +67,8 @@ class Scenario:
     # Input transcription fails with conversation.item.input_audio_transcription.failed.
     transcription_fails: bool = False
 
-    # Response faults. "Deltas" below count text / audio-transcript deltas only.
+    # Response faults. "Deltas" below count text / audio-transcript deltas and function-call
+    # argument deltas (not audio deltas).
     cut_after: int | None = None  # end the response `incomplete` after N deltas
     cut_reason: str = "content_filter"  # status_details.reason for cut_after
     error_code: str | None = None  # answer response.create with this error, no response
@@ -99,3 +118,19 @@ class Scenario:
         if callable(self.reply):
             return self.reply(user_text)
         return self.reply
+
+    def resolve_calls(self, user_text: str) -> list[ScriptedCall] | None:
+        """The scripted calls for `user_text`, or None to let the model understand it."""
+        if callable(self.calls):
+            return list(self.calls(user_text))
+        return None if self.calls is None else list(self.calls)
+
+    def resolve_output_reply(self, outputs: list[str], user_text: str) -> str:
+        """The text that follows this turn's function calls, given their outputs."""
+        if callable(self.output_reply):
+            return self.output_reply(outputs)
+        if self.output_reply is not None:
+            return self.output_reply
+        if not outputs:
+            return self.resolve_reply(user_text)
+        return "Result: " + "; ".join(outputs) + "."

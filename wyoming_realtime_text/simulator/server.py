@@ -10,6 +10,10 @@ on, as the real ones do, so appended audio that sounds like speech gets
 ``speech_started``/``speech_stopped``, an automatic commit and, unless
 ``create_response`` is false, an automatic response with the SESSION's settings.
 With ``turn_detection: null`` only client commits and response.create drive it.
+
+With function tools offered, the model answers a few English commands with function
+calls of them (:mod:`.tools`); a ``function_call_output`` must answer a call of the
+conversation.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import params
+from . import params, tools
 from . import protocol as p
 from .conversation import ConversationMixin
 from .responses import ResponseRun
@@ -186,6 +190,10 @@ class SimConnection(ConversationMixin):
         self.closed = False
         self.items: dict[str, dict[str, Any]] = {}  # conversation items (no audio kept)
         self.item_texts: dict[str, str] = {}  # what the "model" understood per user item
+        # The model's function_call items as finished (arguments complete, or cut), and the
+        # function_call_output items the client added, in order (for inspection).
+        self.calls: list[dict[str, Any]] = []
+        self.tool_outputs: list[dict[str, Any]] = []
         self.last_item_id: str | None = None
         self.replay_ids: dict[str, str] = {}  # forum_replay: logged id -> fresh id
         self.replay_transcription: asyncio.Task[None] | None = None
@@ -348,6 +356,14 @@ class SimConnection(ConversationMixin):
                 f"Conversation already has an active response in progress: {active.id}. "
                 "Wait until the response is finished before creating a new one.",
             )
+        given = (event.get("response") or {}).get("input")
+        if given is not None:  # the response sees only its input: an output needs its call there
+            referenced = [
+                self.items[i["id"]]
+                for i in given
+                if i.get("type") == "item_reference" and i.get("id") in self.items
+            ]
+            tools.check_outputs(given, referenced)
         await self.create_response(event.get("response") or {}, event.get("event_id"))
 
     async def create_response(self, params: dict[str, Any], client_event_id: Any = None) -> None:
