@@ -19,6 +19,8 @@ from harness import AgentReply, HomeAssistant, ServerProcess, running_server, se
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")  # the module's simulator and server
+
 HA_2026, HA_2025 = (2026, 11), (2025, 12)
 SATELLITE = "a5f0c0ffee0000000000000000000001"  # a device id, as HA's registry makes them
 

@@ -130,15 +130,16 @@ def conversation_id(rng: random.Random) -> str | None:
 
 async def typed(uri: str, rng: random.Random) -> None:
     """Home Assistant's agent request."""
-    await HomeAssistant(uri).converse(f"typed {uuid.uuid4().hex[:6]}", conversation_id(rng))
+    await HomeAssistant(uri).ask(f"typed {uuid.uuid4().hex[:6]}", conversation_id(rng))
 
 
 async def spoken(uri: str, rng: random.Random) -> None:
-    """Home Assistant's STT request, then the agent request claiming its answer."""
+    """Home Assistant's STT request, then the agent request claiming its answer (the
+    simulator hears "Turn on the kitchen light.": its answer is an intent)."""
     ha = HomeAssistant(uri)
     transcript, _ = await ha.stt(UTTERANCE)
     if transcript.text:
-        await ha.converse(transcript.text, conversation_id(rng))
+        await ha.ask(transcript.text, conversation_id(rng))  # a command: intents, as HA reads
 
 
 async def pipeline(uri: str, rng: random.Random) -> None:

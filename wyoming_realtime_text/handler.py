@@ -82,7 +82,9 @@ class RealtimeTextHandler(GuardedHandler):
         elif AudioStop.is_type(event.type):
             self.voice.end_audio()
         elif Transcript.is_type(event.type):
-            self.voice.spawn(self._answer_transcript(_checked(Transcript.from_event(event))))
+            request = _checked(Transcript.from_event(event))
+            version = self.guard.header_version()  # now: the next event's header replaces it
+            self.voice.spawn(self._answer_transcript(request, version))
         else:
             _LOGGER.debug("%s: ignoring %s", self.client, event.type)
         return True
@@ -97,14 +99,14 @@ class RealtimeTextHandler(GuardedHandler):
     def pending(self) -> Collection[asyncio.Task[Any]]:
         return self.voice.tasks
 
-    async def _answer_transcript(self, request: Transcript) -> None:
+    async def _answer_transcript(self, request: Transcript, version: str | None) -> None:
         """Home Assistant's conversation agent call: transcript in, streamed answer out."""
         if not request.text.strip():
             await self.write_event(NotHandled(text="There was nothing to answer.").event())
             return
         context = request.context or {}
         language = context.get("language") or request.language
-        peer = Peer.from_request(self.guard.header_version(), context)
+        peer = Peer.from_request(version, context)
         home = self.assistant.home
         started = time.monotonic()
         turn = await self.assistant.answer(
