@@ -634,6 +634,7 @@ class Driver:
         result: dict[str, Any] = {
             "events": events,
             "ignored": ignored,
+            **intent_summary(events),
             "speech_end": round((len(lead) + len(speech)) / (rate * width), 3),
             "audio_seconds": round(len(audio) / (rate * width), 3),
             "audio_sent_seconds": round(sent["bytes"] / (rate * width), 3),
@@ -720,20 +721,12 @@ class Driver:
             )
             await pipeline_input.validate()
             await pipeline_input.execute()
-        result: dict[str, Any] = {
+        return {
             "events": events,
             "ignored": ignored,
             "elapsed": round(time.monotonic() - started, 3),
+            **intent_summary(events),
         }
-        end = next((e for e in events if e["type"] == "intent-end"), None)
-        if end is not None:
-            output = end["data"]["intent_output"]
-            response = output.get("response") or {}
-            result["speech"] = ((response.get("speech") or {}).get("plain") or {}).get("speech")
-            result["response_type"] = response.get("response_type")
-            result["error_code"] = (response.get("data") or {}).get("code")
-            result["conversation_id"] = output.get("conversation_id")
-        return result
 
     async def converse(self, command: dict[str, Any]) -> dict[str, Any]:
         """A typed turn, as the Assist dialog's text box hands it to the agent."""
@@ -767,6 +760,21 @@ class Driver:
             "ignored": ignored,
             "elapsed": round(time.monotonic() - started, 3),
         }
+
+
+def intent_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer in a run's intent-end: speech, response_type, error_code, conversation_id."""
+    end = next((e for e in events if e["type"] == "intent-end"), None)
+    if end is None:
+        return {}
+    output = end["data"]["intent_output"]
+    response = output.get("response") or {}
+    return {
+        "speech": ((response.get("speech") or {}).get("plain") or {}).get("speech"),
+        "response_type": response.get("response_type"),
+        "error_code": (response.get("data") or {}).get("code"),
+        "conversation_id": output.get("conversation_id"),
+    }
 
 
 def supported(function: Any, **arguments: Any) -> tuple[dict[str, Any], list[str]]:

@@ -7,7 +7,9 @@ the test scripts it per request text; this agent writes those events (made with 
 `wyoming` library's own classes, framed by its AsyncServer) and records each request.
 
 Its info announces one `handle` program with `supports_home_control: true` (and handled
-streaming): a home-control agent as our server will be.
+streaming): a home-control agent as our server will be; and an `asr` program that "hears"
+whatever the test set in `hearing` (answered at audio-stop), so that a satellite's spoken
+request runs through HA's whole pipeline with the agent's own STT, as with our server.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wyoming.asr import Transcript
+from wyoming.asr import Transcribe, Transcript
+from wyoming.audio import AudioChunk, AudioStop
 from wyoming.event import Event, Eventable
 from wyoming.handle import Handled, HandledChunk, HandledStart, HandledStop
-from wyoming.info import Attribution, Describe, HandleModel, HandleProgram, Info
+from wyoming.info import (
+    AsrModel,
+    AsrProgram,
+    Attribution,
+    Describe,
+    HandleModel,
+    HandleProgram,
+    Info,
+)
 from wyoming.intent import Entity, Intent, IntentsStart, IntentsStop
 
 from wyoming_realtime_text.simulator.tts import PeerHandler, WyomingPeer
@@ -85,6 +96,8 @@ class ScriptedAgent(WyomingPeer):
         self.requests: list[AgentRequest] = []
         self.describes = 0
         self.pause = pause
+        self.hearing = ""  # what the STT hears in the next spoken request
+        self.transcribed: list[dict[str, Any]] = []  # per STT request: language, audio bytes
 
     def info(self) -> Info:
         model = HandleModel(
@@ -105,7 +118,24 @@ class ScriptedAgent(WyomingPeer):
             supports_handled_streaming=True,
             supports_home_control=True,
         )
-        return Info(handle=[program])
+        asr = AsrProgram(
+            name=AGENT_TITLE,  # HA names the entry after its first ASR program
+            attribution=ATTRIBUTION,
+            installed=True,
+            description="Hears what the test says it hears",
+            version="1.0",
+            models=[
+                AsrModel(
+                    name="scripted",
+                    attribution=ATTRIBUTION,
+                    installed=True,
+                    description="Hears what the test says it hears",
+                    version="1.0",
+                    languages=["en"],
+                )
+            ],
+        )
+        return Info(asr=[asr], handle=[program])
 
     def script_for(self, data: dict[str, Any]) -> list[Eventable]:
         script = self.scripts.get(data.get("text", ""))
@@ -128,6 +158,7 @@ class _AgentHandler(PeerHandler):
     ) -> None:
         super().__init__(agent, reader, writer)
         self.request: AgentRequest | None = None
+        self.stt: dict[str, Any] | None = None
 
     async def run(self) -> None:
         try:
@@ -141,6 +172,17 @@ class _AgentHandler(PeerHandler):
         if Describe.is_type(event.type):
             agent.describes += 1
             await self.write_event(agent.info().event())
+            return True
+        if Transcribe.is_type(event.type):
+            language = Transcribe.from_event(event).language
+            self.stt = {"language": language, "audio_bytes": 0, "heard": agent.hearing}
+            agent.transcribed.append(self.stt)
+            return True
+        if AudioChunk.is_type(event.type) and self.stt is not None:
+            self.stt["audio_bytes"] += len(event.payload or b"")
+            return True
+        if AudioStop.is_type(event.type) and self.stt is not None:
+            await self.write_event(Transcript(self.stt["heard"]).event())
             return True
         if not Transcript.is_type(event.type):
             return True

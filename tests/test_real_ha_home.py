@@ -59,6 +59,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -97,6 +98,7 @@ KITCHEN_ON = intent("HassTurnOn", "Kitchen light on.", name="kitchen light")
 BEDROOM_ON = intent("HassTurnOn", "Bedroom light on.", name="bedroom light")
 TIMER_SET = "Timer set."
 NO_TIMERS = "Error handling intent: Device does not support timers: device_id=None"
+SPEECH = Path(__file__).parent / "fixtures" / "speech-kitchen.wav"  # what the satellite says
 RING_WAIT = 2.5  # seconds for a 1 s timer to ring (HA's timers tick once a second)
 
 
@@ -104,11 +106,12 @@ RING_WAIT = 2.5  # seconds for a 1 s timer to ring (HA's timers tick once a seco
 class Probe:
     """One request: its text (the key of its script), the agent's answer, how it reaches
     HA's agent (`type`: conversation.async_converse; `run`: the pipeline from its intent
-    stage), where it comes from, the entities switched on before, and the seconds waited
-    after the answer before the home is read."""
+    stage; `speak`: a WAV through the whole pipeline, the agent's STT hearing the text),
+    where it comes from, the entities switched on before, and the seconds waited after the
+    answer before the home is read."""
 
     script: tuple[Eventable, ...]
-    how: Literal["type", "run"] = "type"
+    how: Literal["type", "run", "speak"] = "type"
     satellite: bool = False  # from the Kitchen satellite (its device id and satellite id)
     before: tuple[str, ...] = ()
     wait: float = 0.0
@@ -155,6 +158,7 @@ PROBES: dict[str, Probe] = {
     "Turn on the lights.": Probe(
         (intent("HassTurnOn", "Lights on.", domain="light"),), how="run", satellite=True
     ),
+    "Kitchen light, please.": Probe((KITCHEN_ON,), how="speak", satellite=True),
     "Set the kitchen light to half.": Probe(
         (intent("HassLightSet", "Kitchen light at half.", name="kitchen light", brightness=50),)
     ),
@@ -175,6 +179,7 @@ UNLOCK = "Unlock the front door."
 GARAGE_OPEN = "Open the garage door."
 LIGHTS_HERE = "Turn on the lights."
 HALF = "Set the kitchen light to half."
+SPOKEN = "Kitchen light, please."
 
 
 @dataclass
@@ -235,7 +240,7 @@ async def home(
 ) -> AsyncIterator[HomeHa]:
     workdir = tmp_path_factory.mktemp(f"ha-home-{spec.version}") / "ha"
     agents = [("127.0.0.1", agent.port)]
-    async with home_assistant(spec, env, workdir, agents, AGENT_TITLE) as ha:
+    async with home_assistant(spec, env, workdir, agents, AGENT_TITLE, files=[SPEECH]) as ha:
         yield ha
 
 
@@ -248,8 +253,11 @@ async def observe(home: HomeHa, agent: ScriptedAgent, text: str, probe: Probe) -
         options = {"device_id": home.satellite, "satellite_id": SATELLITE_ID}
     if probe.how == "type":
         result = await home.type(text, **options)
-    else:
+    elif probe.how == "run":
         result = await home.run_text(text, **options)
+    else:  # as the satellite streams it; no TTS here: the run ends with the agent's answer
+        agent.hearing = text
+        result = await home.speak(SPEECH.name, end_stage="intent", **options)
     await asyncio.sleep(probe.wait)
     return Observation(result, await home.home(), agent.requests_for(text))
 
@@ -277,9 +285,12 @@ async def test_the_stand_in_is_a_home_control_agent_from_2026(home: HomeHa) -> N
     questions for HA's own agent there)."""
     entities = await home.ha.call("entities")
     [agent] = [e for e in entities if e["domain"] == "conversation"]
+    print(f"{home.spec.label}: {entities}")
     assert agent["entry_title"] == AGENT_TITLE and agent["languages"] == ["en"], entities
     assert home.ready["pipeline"]["conversation_engine"] == agent["entity_id"]
-    assert home.ready["pipeline"]["stt_engine"] is None  # the stand-in hears nothing
+    assert {e["domain"] for e in entities} == {"stt", "conversation"}, entities
+    assert home.ready["pipeline"]["stt_engine"] == agent["entity_id"].replace("conversation", "stt")
+    assert home.ready["pipeline"]["tts_engine"] is None
     control = 1  # conversation.ConversationEntityFeature.CONTROL
     assert agent["supported_features"] == (control if at_least(home.spec, "2026.1") else 0)
 
@@ -513,6 +524,31 @@ async def test_streamed_text_before_several_intents_is_ignored(
     else:
         assert seen.changed() == {KITCHEN_LIGHT: "on"}, seen
         assert seen.speech == "Kitchen light on."
+
+
+# -- a spoken request from the satellite ---------------------------------------------------
+
+
+async def test_a_spoken_request_from_the_satellite_runs_the_intent(
+    home: HomeHa, agent: ScriptedAgent, observed: dict[str, Observation]
+) -> None:
+    """The whole way a satellite goes: its audio to the agent's STT, the transcript to the
+    agent, the agent's `intent` run by HA (the run ends at the intent stage: no TTS here)."""
+    seen = observed[SPOKEN]
+    types = [e["type"] for e in seen.result["events"]]
+    assert "error" not in types and "tts-start" not in types, seen.result["events"]
+    [stt_end] = [e for e in seen.result["events"] if e["type"] == "stt-end"]
+    assert stt_end["data"]["stt_output"]["text"] == SPOKEN
+    assert seen.changed() == {KITCHEN_LIGHT: "on"}, (seen, context_of(home))
+    assert seen.speech == "Kitchen light on."
+    [stt] = [t for t in agent.transcribed if t["heard"] == SPOKEN]
+    assert stt["language"] == "en" and stt["audio_bytes"] > 32000, stt  # > 1 s of speech
+    context = seen.request.context
+    if at_least(home.spec, "2026.1"):
+        assert context["device_id"] == home.satellite, seen.request.data
+        assert context["satellite_id"] == SATELLITE_ID
+    else:
+        assert "device_id" not in context, seen.request.data
 
 
 # -- what HA tells the agent -------------------------------------------------------------
