@@ -5,7 +5,8 @@ Kitchen, Bedroom and Garage (the garage light not exposed to Assist), the front 
 the garage door (a cover of device_class garage), and the driver's device as a satellite in
 the Kitchen whose timers HA rings. `home_assistant` boots one such HA with the given Wyoming
 services added through the real config flow, the first one's agent (`agent_title`) in the
-preferred pipeline; `HomeHa` reads and resets the home and speaks or types to HA.
+preferred pipeline; `HomeHa` reads and resets the home and speaks or types to HA, and
+`changed` / `called` say what a request did to the home (against INITIAL).
 
 For a test module: `spec` (one HA release per module run, RELEASES) and `env` (its cached
 environment, built side by side with the others from the session's start) are fixtures to
@@ -42,6 +43,24 @@ GARAGE_LIGHT = "light.garage_light"  # not exposed to Assist
 FRONT_DOOR, GARAGE_DOOR = "lock.front_door", "cover.garage_door"
 HOME_ENTITIES = [KITCHEN_LIGHT, BEDROOM_LIGHT, GARAGE_LIGHT, FRONT_DOOR, GARAGE_DOOR]
 SATELLITE_ID = "assist_satellite.kitchen_speaker"  # told to HA with the satellite's runs
+INITIAL = {  # each entity's state at the start and after every `HomeHa.reset`
+    KITCHEN_LIGHT: "off",
+    BEDROOM_LIGHT: "off",
+    GARAGE_LIGHT: "off",
+    FRONT_DOOR: "locked",
+    GARAGE_DOOR: "closed",
+}
+
+
+def changed(home: dict[str, Any]) -> dict[str, str | None]:
+    """The entities of a `HomeHa.home()` snapshot whose state is not the initial one."""
+    states = {eid: entity["state"] for eid, entity in home["entities"].items()}
+    return {eid: state for eid, state in states.items() if state != INITIAL.get(eid)}
+
+
+def called(home: dict[str, Any]) -> list[tuple[str, str]]:
+    """The service calls the home's entities got since the last reset: (entity, service)."""
+    return [(call["entity_id"], call["service"]) for call in home["calls"]]
 
 
 def at_least(spec: HaSpec, release: str) -> bool:

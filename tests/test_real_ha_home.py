@@ -70,10 +70,13 @@ from ha_home import (
     GARAGE_DOOR,
     GARAGE_LIGHT,
     HOME_ENTITIES,
+    INITIAL,
     KITCHEN_LIGHT,
     SATELLITE_ID,
     HomeHa,
     at_least,
+    called,
+    changed,
     env,  # noqa: F401  (a fixture)
     home_assistant,
     home_builds,  # noqa: F401  (a fixture)
@@ -87,13 +90,6 @@ from wyoming.event import Eventable
 # bounded on its own (build steps, HA's boot, each command).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(2400)]
 
-INITIAL = {
-    KITCHEN_LIGHT: "off",
-    BEDROOM_LIGHT: "off",
-    GARAGE_LIGHT: "off",
-    FRONT_DOOR: "locked",
-    GARAGE_DOOR: "closed",
-}
 KITCHEN_ON = intent("HassTurnOn", "Kitchen light on.", name="kitchen light")
 BEDROOM_ON = intent("HassTurnOn", "Bedroom light on.", name="bedroom light")
 TIMER_SET = "Timer set."
@@ -202,12 +198,10 @@ class Observation:
         return self.home["entities"][entity_id]["state"]
 
     def changed(self) -> dict[str, str | None]:
-        """Entities whose state is not the initial one."""
-        states = {eid: self.state(eid) for eid in HOME_ENTITIES}
-        return {eid: state for eid, state in states.items() if state != INITIAL[eid]}
+        return changed(self.home)
 
     def called(self) -> list[tuple[str, str]]:
-        return [(call["entity_id"], call["service"]) for call in self.home["calls"]]
+        return called(self.home)
 
     def timers(self) -> list[tuple[str, int | None, str | None]]:
         return [(t["event"], t["seconds"], t["device_id"]) for t in self.home["timers"]]
@@ -314,6 +308,15 @@ async def test_the_home_is_set_up(home: HomeHa) -> None:
     assert entities[FRONT_DOOR]["name"] == "Front door"
     assert ready["satellite"] == {"device_id": home.satellite, "area": "Kitchen"}
     assert ready["calls"] == [] and ready["timers"] == []
+
+
+async def test_exposure_can_be_changed(home: HomeHa, observed: dict[str, Observation]) -> None:
+    """`expose` (Settings → Voice assistants → Expose), and back: the garage light stays
+    unexposed for whatever runs after."""
+    assert await home.ha.call("expose", entity_id=GARAGE_LIGHT, exposed=True) is True
+    assert (await home.home())["entities"][GARAGE_LIGHT]["exposed"] is True
+    assert await home.ha.call("expose", entity_id=GARAGE_LIGHT, exposed=False) is False
+    assert (await home.home())["entities"][GARAGE_LIGHT]["exposed"] is False
 
 
 async def test_every_probe_asked_the_agent_once(
