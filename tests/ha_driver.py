@@ -7,7 +7,8 @@ Python 3.14), never in the test process: it imports only the standard library an
     python ha_driver.py requirements             # what the integrations below need (JSON)
     python ha_driver.py serve WORKDIR            # boot HA; commands on stdin, answers on stdout
 
-`serve` reads WORKDIR/driver.json ({"http_port": N, "wyoming": [[host, port], ...]}), makes
+`serve` reads WORKDIR/driver.json ({"http_port": N, "wyoming": [[host, port], ...],
+"agent_title", and optional "stt_title", "tts_title" and "home"}), makes
 WORKDIR/config a fresh configuration, boots HA core in-process (loopback only, no frontend,
 no default integrations: nothing that reaches out), adds each Wyoming service through the
 integration's real config flow, points the preferred Assist pipeline at them, then prints
@@ -27,8 +28,10 @@ areas, exposed to Assist or not (`HOME`), and the driver's device becomes a sate
 device in the Kitchen that HA's timers ring on (`intent.async_register_timer_handler`).
 
 HA's APIs differ between releases: only those present in 2025.4, 2025.12 and 2026.11 are
-used (`assist_pipeline.async_pipeline_from_audio_stream`, `async_update_pipeline`,
-`conversation.async_converse`, the config-entry flow manager).
+used (`assist_pipeline.async_pipeline_from_audio_stream`, `PipelineInput`/`PipelineRun`,
+`async_update_pipeline`, `conversation.async_converse`, the config-entry flow manager,
+`discovery.async_load_platform`); an argument a release lacks (2025.4's pipeline has no
+`satellite_id`) is left out, and the run's result lists it under "ignored".
 """
 
 from __future__ import annotations
