@@ -7,23 +7,39 @@ Python 3.14), never in the test process: it imports only the standard library an
     python ha_driver.py requirements             # what the integrations below need (JSON)
     python ha_driver.py serve WORKDIR            # boot HA; commands on stdin, answers on stdout
 
-`serve` reads WORKDIR/driver.json ({"http_port": N, "wyoming": [[host, port], ...]}), makes
+`serve` reads WORKDIR/driver.json ({"http_port": N, "wyoming": [[host, port], ...],
+"agent_title", and optional "stt_title", "tts_title" and "home"}), makes
 WORKDIR/config a fresh configuration, boots HA core in-process (loopback only, no frontend,
 no default integrations: nothing that reaches out), adds each Wyoming service through the
 integration's real config flow, points the preferred Assist pipeline at them, then prints
 one JSON line {"ready": ...}. Each later stdin line is a command, {"id", "cmd", ...}; each
 answer is one line {"id", "ok", "result" | "error"}. Commands: `entities`, `pipeline` (a WAV
-through stt → intent → tts), `converse` (a typed turn), `state` and `set_state` (of an
-entity), `stop`.
+through stt → intent → tts), `pipeline_text` (typed text from the intent stage on, as the
+Assist dialog runs it), `converse` (a typed turn straight to an agent), `state` and
+`set_state` (of an entity), `stop`; and with a home (below) `home` (its entities' states
+and attributes, the service calls they got, the timers HA started), `home_reset` and
+`expose`. `pipeline`, `pipeline_text` and `converse` take `device_id` (or `from_device`:
+the driver's device) and `satellite_id`, where the release takes them.
+
+With "home" in driver.json the driver also sets up a HOME: real light, lock and cover
+entities (`HomeLight`, `HomeLock`, `HomeCover`: a small custom integration, `ha_driver_home`,
+written into the config's custom_components, whose entities are defined in this file) in
+areas, exposed to Assist or not (`HOME`), and the driver's device becomes a satellite-like
+device in the Kitchen that HA's timers ring on (`intent.async_register_timer_handler`).
 
 HA's APIs differ between releases: only those present in 2025.4, 2025.12 and 2026.11 are
-used (`assist_pipeline.async_pipeline_from_audio_stream`, `async_update_pipeline`,
-`conversation.async_converse`, the config-entry flow manager).
+used (`assist_pipeline.async_pipeline_from_audio_stream`, `PipelineInput`/`PipelineRun`,
+`async_update_pipeline`, `conversation.async_converse`, the config-entry flow manager,
+`discovery.async_load_platform`); an argument a release lacks (2025.4's pipeline has no
+`satellite_id`) is left out, and the run's result lists it under "ignored".
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import inspect
 import io
 import json
 import os
@@ -40,6 +56,24 @@ CONFIGURED = ["assist_pipeline", "conversation", "intent", "input_boolean", "wyo
 LANGUAGE = "en"
 CHUNK_SECONDS = 0.02  # what the "microphone" hands HA at a time (HA cuts it to 10 ms)
 RUN_TIMEOUT = 60.0  # one pipeline run or typed turn, at most
+
+# The home: each entity's platform, name (its entity id follows from it), area, whether it
+# is exposed to Assist, and what else its platform needs.
+HOME_DOMAIN = "ha_driver_home"
+HOME: list[dict[str, Any]] = [
+    {"domain": "light", "name": "Kitchen light", "area": "Kitchen", "exposed": True},
+    {"domain": "light", "name": "Bedroom light", "area": "Bedroom", "exposed": True},
+    {"domain": "light", "name": "Garage light", "area": "Garage", "exposed": False},
+    {"domain": "lock", "name": "Front door", "area": "Hallway", "exposed": True},
+    {
+        "domain": "cover",
+        "name": "Garage door",
+        "area": "Garage",
+        "exposed": True,
+        "device_class": "garage",
+    },
+]
+SATELLITE_AREA = "Kitchen"  # where the driver's device stands, in a home
 
 
 def component_dir(domain: str) -> Path:
@@ -76,8 +110,13 @@ def requirements() -> dict[str, Any]:
     }
 
 
-def configuration_yaml(http_port: int) -> str:
-    """Loopback only; one entity HA's own intents can switch ("turn on the kitchen light")."""
+def configuration_yaml(http_port: int, home: bool = False) -> str:
+    """Loopback only; one entity HA's own intents can switch ("turn on the kitchen light").
+
+    With a home, its lights take that entity's place (HA would not know which "Kitchen
+    light" is meant).
+    """
+    switch = "" if home else "input_boolean:\n  kitchen_light:\n    name: Kitchen light\n"
     return f"""\
 homeassistant:
   name: Wyoming test home
@@ -95,16 +134,175 @@ http:
 assist_pipeline:
 conversation:
 intent:
-input_boolean:
-  kitchen_light:
-    name: Kitchen light
-logger:
+{switch}logger:
   default: warning
   logs:
     homeassistant.components.wyoming: debug
     homeassistant.components.assist_pipeline: debug
     homeassistant.components.conversation: debug
+    homeassistant.components.intent: debug
 """
+
+
+# -- the home: a custom integration whose entities live here -----------------------------
+
+HOME_MANIFEST = {
+    "domain": HOME_DOMAIN,
+    "name": "The driver's home",
+    "version": "1.0.0",
+    "requirements": [],
+    "dependencies": [],
+    "codeowners": [],
+    "iot_class": "local_push",
+}
+HOME_INIT = '''"""The driver's home (written by ha_driver.py, where its entities are defined)."""
+
+
+async def async_setup(hass, config):
+    return True
+'''
+HOME_PLATFORM = '''"""Written by ha_driver.py, where the home's {domain} entities are defined."""
+
+from ha_driver import home_platform
+
+async_setup_platform = home_platform("{domain}")
+'''
+
+
+def write_home_integration(config_dir: Path) -> None:
+    """custom_components/ha_driver_home: a manifest, and platforms that defer to this file.
+
+    Written before HA boots: HA lists the custom integrations once, at the first lookup.
+    """
+    folder = config_dir / "custom_components" / HOME_DOMAIN
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps(HOME_MANIFEST, indent=2))
+    (folder / "__init__.py").write_text(HOME_INIT)
+    for domain in sorted({item["domain"] for item in HOME}):
+        (folder / f"{domain}.py").write_text(HOME_PLATFORM.format(domain=domain))
+
+
+@dataclasses.dataclass
+class Home:
+    """The home's entities (by entity id), the service calls they got, the timer events."""
+
+    items: list[dict[str, Any]]
+    entities: dict[str, Any] = dataclasses.field(default_factory=dict)
+    calls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    timers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def since(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+
+def home_platform(domain: str) -> Any:
+    """The `async_setup_platform` of the home's ``domain`` (loaded by async_load_platform)."""
+
+    async def async_setup_platform(
+        hass: Any, config: Any, async_add_entities: Any, discovery_info: Any = None
+    ) -> None:
+        home: Home = hass.data[HOME_DOMAIN]
+        kind = home_entity_classes()[domain]
+        items = (discovery_info or {}).get("entities", [])
+        async_add_entities([kind(home, item) for item in items])
+
+    return async_setup_platform
+
+
+@functools.cache
+def home_entity_classes() -> dict[str, type]:
+    """Real entities of HA's light, lock and cover platforms, keeping what is done to them.
+
+    Each service call is recorded (`Home.calls`) before it changes the state; `home_reset`
+    puts every entity back as it started (lights off, the door locked, the garage closed).
+    """
+    from homeassistant.components.cover import CoverDeviceClass, CoverEntity, CoverEntityFeature
+    from homeassistant.components.light import ATTR_BRIGHTNESS, ColorMode, LightEntity
+    from homeassistant.components.lock import LockEntity
+
+    class HomeEntity:
+        _attr_should_poll = False
+
+        def __init__(self, home: Home, item: dict[str, Any]) -> None:
+            super().__init__()
+            self.home = home
+            self.home_item = item
+            self._attr_name = item["name"]
+            self._attr_unique_id = f"{HOME_DOMAIN}_{item['name'].lower().replace(' ', '_')}"
+            self.home_initial()
+
+        def home_initial(self) -> None:
+            raise NotImplementedError
+
+        async def async_added_to_hass(self) -> None:
+            await super().async_added_to_hass()  # type: ignore[misc]
+            self.home.entities[self.entity_id] = self  # type: ignore[attr-defined]
+
+        def home_record(self, service: str, data: dict[str, Any]) -> None:
+            entity_id = getattr(self, "entity_id", None)
+            call = {"entity_id": entity_id, "service": service, "data": _jsonable(data)}
+            self.home.calls.append({**call, "t": self.home.since()})
+
+        def home_changed(self) -> None:
+            self.async_write_ha_state()  # type: ignore[attr-defined]
+
+        def home_reset(self) -> None:
+            self.home_initial()
+            self.home_changed()
+
+    class HomeLight(HomeEntity, LightEntity):
+        _attr_color_mode = ColorMode.BRIGHTNESS
+
+        def home_initial(self) -> None:
+            self._attr_supported_color_modes = {ColorMode.BRIGHTNESS}
+            self._attr_is_on = False
+            self._attr_brightness = None
+
+        async def async_turn_on(self, **kwargs: Any) -> None:
+            self.home_record("turn_on", kwargs)
+            self._attr_is_on = True
+            self._attr_brightness = kwargs.get(ATTR_BRIGHTNESS) or self._attr_brightness or 255
+            self.home_changed()
+
+        async def async_turn_off(self, **kwargs: Any) -> None:
+            self.home_record("turn_off", kwargs)
+            self._attr_is_on = False
+            self.home_changed()
+
+    class HomeLock(HomeEntity, LockEntity):
+        def home_initial(self) -> None:
+            self._attr_is_locked = True
+
+        async def async_lock(self, **kwargs: Any) -> None:
+            self.home_record("lock", kwargs)
+            self._attr_is_locked = True
+            self.home_changed()
+
+        async def async_unlock(self, **kwargs: Any) -> None:
+            self.home_record("unlock", kwargs)
+            self._attr_is_locked = False
+            self.home_changed()
+
+    class HomeCover(HomeEntity, CoverEntity):
+        _attr_supported_features = CoverEntityFeature.OPEN | CoverEntityFeature.CLOSE
+
+        def home_initial(self) -> None:
+            if device_class := self.home_item.get("device_class"):
+                self._attr_device_class = CoverDeviceClass(device_class)
+            self._attr_is_closed = True
+
+        async def async_open_cover(self, **kwargs: Any) -> None:
+            self.home_record("open_cover", kwargs)
+            self._attr_is_closed = False
+            self.home_changed()
+
+        async def async_close_cover(self, **kwargs: Any) -> None:
+            self.home_record("close_cover", kwargs)
+            self._attr_is_closed = True
+            self.home_changed()
+
+    return {"light": HomeLight, "lock": HomeLock, "cover": HomeCover}
 
 
 class Driver:
@@ -117,6 +315,7 @@ class Driver:
         self.entries: list[dict[str, Any]] = []
         self.pipeline_id: str | None = None
         self.device_id: str | None = None
+        self.home: Home | None = None
 
     # -- setup -------------------------------------------------------------------------
 
@@ -163,9 +362,21 @@ class Driver:
                         "domain": domain,
                         "languages": languages,
                         "state": state.state if state else None,
+                        # A conversation agent's CONTROL feature is 1 (Wyoming: home control).
+                        "supported_features": (
+                            state.attributes.get("supported_features") if state else None
+                        ),
                     }
                 )
         return found
+
+    def engine_or_none(self, domain: str, title_part: str | None) -> str | None:
+        if title_part is None:
+            return None
+        try:
+            return self.engine(domain, title_part)
+        except RuntimeError:
+            return None
 
     def engine(self, domain: str, title_part: str) -> str:
         for entity in self.wyoming_entities():
@@ -173,19 +384,26 @@ class Driver:
                 return entity["entity_id"]
         raise RuntimeError(f"no {domain} entity from a Wyoming entry titled *{title_part}*")
 
-    async def make_pipeline(self, stt_title: str, tts_title: str) -> None:
-        """Settings → Voice assistants: our STT and agent, the other entry's TTS."""
+    async def make_pipeline(
+        self, agent_title: str, tts_title: str | None, stt_title: str | None = None
+    ) -> None:
+        """Settings → Voice assistants: our STT and agent, the other entry's TTS.
+
+        The STT is the agent's entry's unless ``stt_title`` names another; an entry without
+        one (or no TTS title) leaves that stage empty: such a pipeline starts at the intent
+        stage (`pipeline_text`) or ends there (``end_stage``).
+        """
         from homeassistant.components import assist_pipeline
 
         pipeline = assist_pipeline.async_get_pipeline(self.hass)
         self.pipeline_id = pipeline.id
         await self.update_pipeline(
-            conversation_engine=self.engine("conversation", stt_title),
+            conversation_engine=self.engine("conversation", agent_title),
             conversation_language=LANGUAGE,
             language=LANGUAGE,
-            stt_engine=self.engine("stt", stt_title),
+            stt_engine=self.engine_or_none("stt", stt_title or agent_title),
             stt_language=LANGUAGE,
-            tts_engine=self.engine("tts", tts_title),
+            tts_engine=self.engine_or_none("tts", tts_title),
             tts_language=LANGUAGE,
             tts_voice=None,
             prefer_local_intents=False,
@@ -208,11 +426,116 @@ class Driver:
         self.device_id = device.id
         return device.id
 
-    def expose(self, entity_id: str) -> None:
+    def expose(self, entity_id: str, exposed: bool = True) -> None:
         """Expose to Assist (HA 2026 matches only exposed entities; 2025 ignores it)."""
         from homeassistant.components.homeassistant import exposed_entities
 
-        exposed_entities.async_expose_entity(self.hass, "conversation", entity_id, True)
+        exposed_entities.async_expose_entity(self.hass, "conversation", entity_id, exposed)
+
+    def exposed(self, entity_id: str) -> bool:
+        from homeassistant.components.homeassistant import exposed_entities
+
+        return exposed_entities.async_should_expose(self.hass, "conversation", entity_id)
+
+    # -- the home ----------------------------------------------------------------------
+
+    async def setup_home(self, items: list[dict[str, Any]]) -> None:
+        """The home's entities, each in its area and exposed or not, as a person sets it up."""
+        from homeassistant.helpers import area_registry as ar
+        from homeassistant.helpers import entity_registry as er
+        from homeassistant.helpers.discovery import async_load_platform
+
+        self.home = Home(items)
+        self.hass.data[HOME_DOMAIN] = self.home
+        for domain in sorted({item["domain"] for item in items}):
+            mine = [item for item in items if item["domain"] == domain]
+            await async_load_platform(self.hass, domain, HOME_DOMAIN, {"entities": mine}, {})
+        await self.hass.async_block_till_done()
+        made = {entity.home_item["name"] for entity in self.home.entities.values()}
+        if missing := {item["name"] for item in items} - made:
+            raise RuntimeError(f"the home's platforms did not make {sorted(missing)}")
+        areas, registry = ar.async_get(self.hass), er.async_get(self.hass)
+        for entity_id, entity in self.home.entities.items():
+            area = areas.async_get_or_create(entity.home_item["area"])
+            registry.async_update_entity(entity_id, area_id=area.id)
+            self.expose(entity_id, entity.home_item["exposed"])
+
+    def make_satellite(self, device_id: str) -> None:
+        """The device as a satellite in SATELLITE_AREA whose timers ring here (and are told)."""
+        from homeassistant.components import intent as intent_component
+        from homeassistant.helpers import area_registry as ar
+        from homeassistant.helpers import device_registry as dr
+
+        assert self.home is not None
+        area = ar.async_get(self.hass).async_get_or_create(SATELLITE_AREA)
+        dr.async_get(self.hass).async_update_device(device_id, area_id=area.id)
+        home = self.home
+
+        def on_timer(event_type: Any, timer: Any) -> None:
+            home.timers.append(
+                {
+                    "event": str(event_type),
+                    "id": getattr(timer, "id", None),
+                    "name": getattr(timer, "name", None),
+                    "seconds": getattr(timer, "seconds", None),
+                    "device_id": getattr(timer, "device_id", None),
+                    "t": home.since(),
+                }
+            )
+
+        intent_component.async_register_timer_handler(self.hass, device_id, on_timer)
+
+    def home_snapshot(self) -> dict[str, Any]:
+        """Each entity's state, attributes, area and exposure; the calls; the timer events."""
+        from homeassistant.helpers import area_registry as ar
+        from homeassistant.helpers import device_registry as dr
+        from homeassistant.helpers import entity_registry as er
+
+        if self.home is None:
+            raise RuntimeError('no home: start the driver with "home" in driver.json')
+        areas, registry = ar.async_get(self.hass), er.async_get(self.hass)
+
+        def area_name(area_id: str | None) -> str | None:
+            area = areas.async_get_area(area_id) if area_id else None
+            return area.name if area else None
+
+        entities = {}
+        for entity_id in self.home.entities:
+            state = self.hass.states.get(entity_id)
+            entry = registry.async_get(entity_id)
+            entities[entity_id] = {
+                "name": state.name if state else None,
+                "state": state.state if state else None,
+                "attributes": _jsonable(dict(state.attributes)) if state else None,
+                "area": area_name(entry.area_id if entry else None),
+                "exposed": self.exposed(entity_id),
+            }
+        device = dr.async_get(self.hass).async_get(self.device_id) if self.device_id else None
+        return {
+            "entities": entities,
+            "calls": list(self.home.calls),
+            "timers": list(self.home.timers),
+            "satellite": {
+                "device_id": self.device_id,
+                "area": area_name(device.area_id if device else None),
+            },
+        }
+
+    async def home_reset(self) -> dict[str, Any]:
+        """Every entity as it started, the call and timer logs emptied: the next probe's home."""
+        assert self.home is not None
+        for entity in self.home.entities.values():
+            entity.home_reset()
+        await self.hass.async_block_till_done()
+        self.home.calls.clear()
+        self.home.timers.clear()
+        return self.home_snapshot()
+
+    def device_for(self, command: dict[str, Any]) -> str | None:
+        """The device a request comes from: ``device_id``, or the driver's (``from_device``)."""
+        if command.get("device_id"):
+            return command["device_id"]
+        return self.device_id if command.get("from_device") else None
 
     # -- commands ----------------------------------------------------------------------
 
@@ -222,14 +545,26 @@ class Driver:
             return self.wyoming_entities()
         if name == "pipeline":
             return await asyncio.wait_for(self.pipeline(command), RUN_TIMEOUT)
+        if name == "pipeline_text":
+            return await asyncio.wait_for(self.pipeline_text(command), RUN_TIMEOUT)
         if name == "converse":
             return await asyncio.wait_for(self.converse(command), RUN_TIMEOUT)
+        if name == "home":
+            return self.home_snapshot()
+        if name == "home_reset":
+            return await self.home_reset()
+        if name == "expose":
+            self.expose(command["entity_id"], bool(command.get("exposed", True)))
+            return self.exposed(command["entity_id"])
         if name == "state":
             state = self.hass.states.get(command["entity_id"])
             return state.state if state else None
         if name == "set_state":
             domain = command["entity_id"].split(".")[0]
-            service = "turn_on" if command["on"] else "turn_off"
+            service = {
+                "lock": ("lock", "unlock"),
+                "cover": ("open_cover", "close_cover"),
+            }.get(domain, ("turn_on", "turn_off"))[0 if command["on"] else 1]
             await self.hass.services.async_call(
                 domain, service, {"entity_id": command["entity_id"]}, blocking=True
             )
@@ -281,6 +616,10 @@ class Driver:
             sample_rate=stt.AudioSampleRates.SAMPLERATE_16000,
             channel=stt.AudioChannels.CHANNEL_MONO,
         )
+        optional, ignored = supported(
+            assist_pipeline.async_pipeline_from_audio_stream,
+            satellite_id=command.get("satellite_id"),
+        )
         await assist_pipeline.async_pipeline_from_audio_stream(
             self.hass,
             context=Context(),
@@ -289,12 +628,16 @@ class Driver:
             stt_stream=microphone(),
             pipeline_id=self.pipeline_id,
             conversation_id=command.get("conversation_id"),
-            device_id=self.device_id if command.get("from_device") else None,
+            device_id=self.device_for(command),
+            end_stage=assist_pipeline.PipelineStage(command.get("end_stage", "tts")),
             # WAV as the TTS makes it: no conversion, so no ffmpeg (not installed here).
             tts_audio_output={"preferred_format": "wav"},
+            **optional,
         )
         result: dict[str, Any] = {
             "events": events,
+            "ignored": ignored,
+            **intent_summary(events),
             "speech_end": round((len(lead) + len(speech)) / (rate * width), 3),
             "audio_seconds": round(len(audio) / (rate * width), 3),
             "audio_sent_seconds": round(sent["bytes"] / (rate * width), 3),
@@ -331,12 +674,74 @@ class Driver:
                 }
         return fetched
 
+    async def pipeline_text(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Typed text through the pipeline from its intent stage, as the Assist dialog (HA's
+        `assist_pipeline/run` with start_stage "intent") or a satellite's follow-up runs it:
+        with the device and satellite it comes from, to ``end_stage`` ("intent" or "tts").
+        """
+        from homeassistant.components import assist_pipeline
+        from homeassistant.core import Context
+        from homeassistant.helpers import chat_session
+
+        await self.update_pipeline(prefer_local_intents=bool(command.get("prefer_local")))
+        started = time.monotonic()
+        events: list[dict[str, Any]] = []
+
+        def on_event(event: Any) -> None:
+            events.append(
+                {
+                    "type": str(event.type),
+                    "data": _jsonable(event.data),
+                    "t": round(time.monotonic() - started, 3),
+                }
+            )
+
+        stage = assist_pipeline.PipelineStage
+        run = assist_pipeline.PipelineRun(
+            self.hass,
+            context=Context(),
+            pipeline=assist_pipeline.async_get_pipeline(self.hass, self.pipeline_id),
+            start_stage=stage.INTENT,
+            end_stage=stage(command.get("end_stage", "intent")),
+            event_callback=on_event,
+            tts_audio_output={"preferred_format": "wav"},
+        )
+        # 2026: "the intent stage checks the owner with the input of the user".
+        session_parameters = inspect.signature(chat_session.async_get_chat_session).parameters
+        session_args = {"context": None} if "context" in session_parameters else {}
+        fields = {f.name for f in dataclasses.fields(assist_pipeline.PipelineInput)}
+        extra = {"satellite_id": command.get("satellite_id")}
+        ignored = [k for k, v in extra.items() if v is not None and k not in fields]
+        with chat_session.async_get_chat_session(
+            self.hass, command.get("conversation_id"), **session_args
+        ) as session:
+            pipeline_input = assist_pipeline.PipelineInput(
+                run=run,
+                session=session,
+                intent_input=command["text"],
+                device_id=self.device_for(command),
+                **{k: v for k, v in extra.items() if k in fields},
+            )
+            await pipeline_input.validate()
+            await pipeline_input.execute()
+        return {
+            "events": events,
+            "ignored": ignored,
+            "elapsed": round(time.monotonic() - started, 3),
+            **intent_summary(events),
+        }
+
     async def converse(self, command: dict[str, Any]) -> dict[str, Any]:
         """A typed turn, as the Assist dialog's text box hands it to the agent."""
         from homeassistant.components import conversation
         from homeassistant.core import Context
 
         agent = command.get("agent") or self.engine("conversation", command["agent_title"])
+        optional, ignored = supported(
+            conversation.async_converse,
+            device_id=self.device_for(command),
+            satellite_id=command.get("satellite_id"),
+        )
         started = time.monotonic()
         result = await conversation.async_converse(
             self.hass,
@@ -345,15 +750,43 @@ class Driver:
             Context(),
             language=LANGUAGE,
             agent_id=agent,
+            **optional,
         )
         response = result.response
+        error = response.error_code if hasattr(response, "error_code") else None
         return {
             "speech": (response.speech.get("plain") or {}).get("speech"),
-            "response_type": str(response.response_type),
+            "response_type": getattr(response.response_type, "value", response.response_type),
+            "error_code": getattr(error, "value", error),
             "conversation_id": result.conversation_id,
             "agent": agent,
+            "ignored": ignored,
             "elapsed": round(time.monotonic() - started, 3),
         }
+
+
+def intent_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer in a run's intent-end: speech, response_type, error_code, conversation_id."""
+    end = next((e for e in events if e["type"] == "intent-end"), None)
+    if end is None:
+        return {}
+    output = end["data"]["intent_output"]
+    response = output.get("response") or {}
+    return {
+        "speech": ((response.get("speech") or {}).get("plain") or {}).get("speech"),
+        "response_type": response.get("response_type"),
+        "error_code": (response.get("data") or {}).get("code"),
+        "conversation_id": output.get("conversation_id"),
+    }
+
+
+def supported(function: Any, **arguments: Any) -> tuple[dict[str, Any], list[str]]:
+    """The ``arguments`` that ``function`` takes in this release (None ones left out), and
+    the names of those it does not take."""
+    parameters = inspect.signature(function).parameters
+    given = {name: value for name, value in arguments.items() if value is not None}
+    taken = {name: value for name, value in given.items() if name in parameters}
+    return taken, sorted(set(given) - set(taken))
 
 
 def read_wav(path: Path) -> bytes:
@@ -408,7 +841,11 @@ async def serve(workdir: Path, out: Any) -> int:
 
     settings = json.loads((workdir / "driver.json").read_text())
     config_dir = workdir / "config"
-    (config_dir / "configuration.yaml").write_text(configuration_yaml(settings["http_port"]))
+    home = settings.get("home")
+    yaml = configuration_yaml(settings["http_port"], home=bool(home))
+    (config_dir / "configuration.yaml").write_text(yaml)
+    if home:
+        write_home_integration(config_dir)
     # Headless: none of the integrations a default install sets up (frontend, cloud,
     # backup, analytics, ...) and so no reason for recovery mode when they are absent.
     bootstrap.DEFAULT_INTEGRATIONS = set()
@@ -431,9 +868,15 @@ async def serve(workdir: Path, out: Any) -> int:
         booted = time.monotonic() - started
         for host, port in settings["wyoming"]:
             driver.entries.append(await driver.add_wyoming(host, port))
-        await driver.make_pipeline(settings["agent_title"], settings["tts_title"])
-        driver.expose("input_boolean.kitchen_light")
+        await driver.make_pipeline(
+            settings["agent_title"], settings.get("tts_title"), settings.get("stt_title")
+        )
         device_id = driver.add_device(driver.entries[-1]["entry_id"], "Kitchen speaker")
+        if home:
+            await driver.setup_home(HOME if home is True else home)
+            driver.make_satellite(device_id)
+        else:
+            driver.expose("input_boolean.kitchen_light")
         say(
             {
                 "ready": True,
@@ -445,6 +888,7 @@ async def serve(workdir: Path, out: Any) -> int:
                 "device_id": device_id,
                 "pipeline": await driver.update_pipeline(),
                 "components": sorted(hass.config.components),
+                "home": driver.home_snapshot() if home else None,
             }
         )
     except Exception:
@@ -474,6 +918,8 @@ def main() -> int:
     # The command channel is a private copy of stdout; whatever HA prints goes to stderr.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
+    # The home's platforms (custom_components/ha_driver_home) import this file by name.
+    sys.modules.setdefault("ha_driver", sys.modules[__name__])
     from homeassistant import runner
 
     workdir = Path(sys.argv[2])
