@@ -252,21 +252,37 @@ def state_name(state: Mapping[str, Any]) -> str:
     return str(state["entity_id"]).split(".", 1)[-1].replace("_", " ")
 
 
-def entity_names(state: Mapping[str, Any], entry: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The friendly name, then the aliases, without repeats.
+def ordered_aliases(entries: Iterable[Mapping[str, Any] | None]) -> bool:
+    """Whether the registry speaks HA 2026's alias format (entity registry 1.22+).
 
-    Up to HA 2025.x the registry's `aliases` are strings beside the name. From 2026 they
-    are ordered and may hold `null`, meaning "the computed name here" (HA's COMPUTED_NAME);
-    it is the entity's full name, which its state's friendly name normally is. HA's own
-    2026 LLM overview lists only the aliases; when the user removed them all, the friendly
-    name is still given here, so the entity keeps a name to be called by.
+    Then `aliases` is the whole, ordered list of names, `null` standing for the computed
+    name (HA's COMPUTED_NAME, which its migration put first); a list without it means the
+    user removed that name. An entry with `null`, or with `next_name_part` (its 1.24
+    naming), shows the format; HA 2025.x has neither.
+    """
+    return any(
+        entry is not None and ("next_name_part" in entry or None in (entry.get("aliases") or ()))
+        for entry in entries
+    )
+
+
+def entity_names(
+    state: Mapping[str, Any], entry: Mapping[str, Any] | None, ordered: bool = False
+) -> tuple[str, ...]:
+    """The names HA matches an entity by, the friendly name first; no repeats.
+
+    Up to HA 2025.x: the friendly name, then the registry's aliases (a set: sorted here).
+    With `ordered` (HA 2026): the aliases in the user's order, `null` replaced by the
+    friendly name (HA's computed full name, which the friendly name normally is). An
+    entity with no name left still gets its friendly name, to be shown by; HA would not
+    match it by name then.
     """
     friendly = state_name(state)
     aliases = list((entry or {}).get("aliases") or [])
-    if any(alias is None for alias in aliases):
+    if ordered and entry is not None:
         names = [friendly if alias is None else str(alias) for alias in aliases]
     else:
-        names = [friendly, *sorted(str(alias) for alias in aliases)]
+        names = [friendly, *sorted(str(alias) for alias in aliases if alias is not None)]
     unique: list[str] = []
     for candidate in (n.strip() for n in names):
         if candidate and candidate not in unique:
@@ -334,6 +350,7 @@ def build_home(
             )
         )
 
+    ordered = ordered_aliases(entries.values())
     entities = []
     for entity_id in exposed:
         state = states.get(entity_id)
@@ -359,7 +376,7 @@ def build_home(
             device_class = entry.get("device_class") or entry.get("original_device_class")
         entities.append(
             HomeEntity(
-                names=entity_names(state, entry),
+                names=entity_names(state, entry, ordered),
                 domain=entity_id.split(".", 1)[0],
                 areas=area_names,
                 floor=floor[0] if floor else None,
