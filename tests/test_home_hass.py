@@ -20,7 +20,7 @@ from wyoming_realtime_text.home.hass import (
     IntentResult,
     parse_url,
 )
-from wyoming_realtime_text.home.home import Home
+from wyoming_realtime_text.home.home import Home, HomeEntity
 
 VERSIONS = ["2025.12.5", "2026.11.0"]
 LOGGER = "wyoming_realtime_text.home"
@@ -109,6 +109,18 @@ def home(api: HomeAssistantApi) -> Home:
     snapshot = api.home
     assert snapshot is not None
     return snapshot
+
+
+def entity(api: HomeAssistantApi, entity_id: str) -> HomeEntity:
+    found = home(api).get(entity_id)
+    assert found is not None, entity_id
+    return found
+
+
+def snapshot_entity(snapshot: Home, entity_id: str) -> HomeEntity:
+    found = snapshot.get(entity_id)
+    assert found is not None, entity_id
+    return found
 
 
 def entity_ids(api: HomeAssistantApi) -> set[str]:
@@ -236,8 +248,8 @@ async def test_2026_aliases_keep_their_order_and_the_computed_name() -> None:
         await client.start()
         try:
             snapshot = home(client)
-            assert snapshot.get("light.hall").names == ("Hall Light", "Corridor")  # type: ignore[union-attr]
-            assert snapshot.get("light.desk").names == ("Study light",)  # type: ignore[union-attr]
+            assert snapshot_entity(snapshot, "light.hall").names == ("Hall Light", "Corridor")
+            assert snapshot_entity(snapshot, "light.desk").names == ("Study light",)
         finally:
             await client.close()
 
@@ -294,7 +306,7 @@ async def test_match_like_ha_and_near_for_did_you_mean(api: HomeAssistantApi) ->
 async def test_registry_events_update_the_home(ha: HaStandIn, api: HomeAssistantApi) -> None:
     await ha.add_entity("light.hall", "Hall Light", area_id="living")
     await eventually(lambda: "light.hall" in entity_ids(api))
-    assert home(api).get("light.hall").areas == ("Living Room",)  # type: ignore[union-attr]
+    assert entity(api, "light.hall").areas == ("Living Room",)
 
     await ha.update_entity("light.hall", aliases=["Corridor"])
     await eventually(lambda: home(api).match(name="corridor") != ())
@@ -303,9 +315,7 @@ async def test_registry_events_update_the_home(ha: HaStandIn, api: HomeAssistant
     await eventually(lambda: home(api).match(area="lounge") != ())
 
     await ha.update_device("hue", area_id="bedroom")  # the ceiling light follows its device
-    await eventually(
-        lambda: home(api).get("light.kitchen_ceiling").areas == ("Bedroom",)  # type: ignore[union-attr]
-    )
+    await eventually(lambda: entity(api, "light.kitchen_ceiling").areas == ("Bedroom",))
 
     await ha.update_entity("switch.coffee", exposed=False)
     await eventually(lambda: "switch.coffee" not in entity_ids(api))
@@ -317,14 +327,12 @@ async def test_registry_events_update_the_home(ha: HaStandIn, api: HomeAssistant
 async def test_state_changes_keep_states_current(ha: HaStandIn, api: HomeAssistantApi) -> None:
     before = home(api)
     await ha.set_state("sensor.living_temperature", "23.0", unit_of_measurement="°C")
-    await eventually(
-        lambda: home(api).get("sensor.living_temperature").state == "23.0"  # type: ignore[union-attr]
-    )
-    assert before.get("sensor.living_temperature").state == "21.5"  # type: ignore[union-attr]
+    await eventually(lambda: entity(api, "sensor.living_temperature").state == "23.0")
+    assert snapshot_entity(before, "sensor.living_temperature").state == "21.5"
     commands = len(ha.commands)
     await ha.set_state("light.secret", "on")  # not exposed: stays out
     await ha.set_state("light.bedroom", "off", brightness=None)
-    await eventually(lambda: home(api).get("light.bedroom").state == "off")  # type: ignore[union-attr]
+    await eventually(lambda: entity(api, "light.bedroom").state == "off")
     assert "light.secret" not in entity_ids(api)
     assert len(ha.commands) == commands  # states come with the events: no re-reading
 
@@ -341,9 +349,9 @@ async def test_reconnects_after_home_assistant_restarts(
     await ha.start()  # on the same port
     await eventually(lambda: api.connected, seconds=5)
     assert ha.auth_attempts == 2
-    assert home(api).get("switch.coffee").state == "on"  # type: ignore[union-attr]
+    assert entity(api, "switch.coffee").state == "on"
     await ha.set_state("light.bedroom", "off")  # and it follows events again
-    await eventually(lambda: home(api).get("light.bedroom").state == "off")  # type: ignore[union-attr]
+    await eventually(lambda: entity(api, "light.bedroom").state == "off")
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "connection lost" in warnings[0].getMessage()
     assert all(r.exc_info is None for r in caplog.records)  # no traceback
@@ -356,7 +364,7 @@ async def test_reconnects_when_only_the_websocket_drops(
     await ha.drop_connections()  # e.g. the Supervisor's proxy restarting
     await eventually(lambda: ha.auth_attempts == 2 and api.connected, seconds=5)
     await ha.set_state("light.bedroom", "off")
-    await eventually(lambda: home(api).get("light.bedroom").state == "off")  # type: ignore[union-attr]
+    await eventually(lambda: entity(api, "light.bedroom").state == "off")
     assert ha.connections == 1
 
 
@@ -367,7 +375,7 @@ async def test_a_state_change_right_behind_get_states_is_not_lost(ha: HaStandIn)
     await client.start()
     try:
         assert "get_states" not in ha.after_answer  # the hook ran
-        assert home(client).get("sensor.living_temperature").state == "25.0"  # type: ignore[union-attr]
+        assert entity(client, "sensor.living_temperature").state == "25.0"
     finally:
         await client.close()
 
@@ -435,9 +443,7 @@ async def test_intent_request_shape_and_result(ha: HaStandIn, api: HomeAssistant
         ok=True, speech="", response_type="action_done", success=("Kitchen Ceiling",),
         status=200,
     )  # fmt: skip
-    await eventually(
-        lambda: home(api).get("light.kitchen_ceiling").state == "on"  # type: ignore[union-attr]
-    )
+    await eventually(lambda: entity(api, "light.kitchen_ceiling").state == "on")
 
 
 async def test_an_area_and_brightness(ha: HaStandIn, api: HomeAssistantApi) -> None:
@@ -446,9 +452,7 @@ async def test_an_area_and_brightness(ha: HaStandIn, api: HomeAssistantApi) -> N
     )
     assert result.ok and result.success[0] == "Bedroom"
     assert "Bedroom Lamp" in result.success
-    await eventually(
-        lambda: home(api).get("light.bedroom").attributes["brightness_pct"] == 20  # type: ignore[union-attr]
-    )
+    await eventually(lambda: entity(api, "light.bedroom").attributes["brightness_pct"] == 20)
     off = await api.handle_intent("HassTurnOff", {"area": "cooking area"})
     assert off.ok and set(off.success) == {"Kitchen", "Kitchen Ceiling", "Coffee Machine"}
 
@@ -515,7 +519,7 @@ async def test_http_401_is_a_clear_error_without_the_token(
     assert len(errors) == 1
 
 
-async def test_intent_timeout_is_bounded(ha: HaStandIn, api: HomeAssistantApi) -> None:
+async def test_intent_timeout_is_bounded(ha: HaStandIn) -> None:
     ha.intent_delay = 5.0
     client = HomeAssistantApi(ha.url, TOKEN, **{**FAST, "intent_timeout": 0.3})
     await client.start()
