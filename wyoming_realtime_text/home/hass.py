@@ -8,12 +8,13 @@ the lists (debounced: HA fires them in bursts); a `state_changed` of an exposed 
 updates its state at once, so answers about the home need no round trip. When HA restarts,
 the client reconnects with a capped backoff and says so once.
 
-Intents go through `POST /api/intent/handle`. What that view accepts changed: up to
-2026.3 its schema is `{name, data}` and any other key is a 400; from 2026.4 it also takes
-`language`, `assistant`, `device_id` and `satellite_id` (HA PR #164687), so only then is
-`assistant: "conversation"` sent, which makes HA act on exposed entities only. A failure
-came back as speech text with response_type `action_done` up to 2025.x and as
-response_type `error` (code `failed_to_handle`) in 2026.x; both are read as a failure here.
+Intents go through `POST /api/intent/handle`. What that view accepts changed: HA 2025.x's
+schema is `{name, data}` and any other key is a 400 (voluptuous' "extra keys not
+allowed"); HA PR #164687 (merged March 2026, so in 2026.4 by the release dates; 2026.11
+has it) added `language`, `assistant`, `device_id` and `satellite_id`. Those, with
+`assistant: "conversation"` (HA then acts on exposed entities only), are sent to an HA that
+says it is 2026.4 or later; a 400 for extra keys all the same makes the client send
+`{name, data}` from then on. How HA's answer is read is `answers.py`.
 
 The token is sent in the auth message and the Authorization header only: never logged,
 never in an error message.
@@ -34,7 +35,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from .answers import IntentResult, message_of, read_answer
 from .home import Home, build_home
+
+__all__ = [
+    "HassUrls",
+    "HomeAssistantApi",
+    "HomeAssistantAuthError",
+    "HomeAssistantError",
+    "IntentResult",
+    "parse_url",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,106 +60,6 @@ STATE_CHANGED = "state_changed"
 RICH_INTENT_API = (2026, 4)  # the first release whose intent view takes language etc.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # get_states of a large home is several MB
 HEARTBEAT_SECONDS = 30.0
-# Intents that act on matched targets: on success HA always lists them (it raises when no
-# target succeeded), so speech without targets is HA 2025.x's way of reporting a failure.
-TARGET_INTENTS = frozenset(
-    {
-        "HassTurnOn",
-        "HassTurnOff",
-        "HassToggle",
-        "HassLightSet",
-        "HassSetPosition",
-        "HassStopMoving",
-        "HassFanSetSpeed",
-        "HassClimateSetTemperature",
-        "HassHumidifierSetpoint",
-        "HassHumidifierMode",
-        "HassVacuumStart",
-        "HassVacuumReturnToBase",
-        "HassMediaPause",
-        "HassMediaUnpause",
-        "HassMediaNext",
-        "HassMediaPrevious",
-        "HassSetVolume",
-        "HassLock",
-        "HassUnlock",
-        "HassOpen",
-        "HassClose",
-        "HassPress",
-    }
-)
-# HA 2026's wording for a failed match (helpers/intent.py `_MATCH_FAILURE_REASONS`), to
-# read HA 2025's `<MatchFailedError ...>` repr into the same sentence.
-MATCH_FAILURES = {
-    "NAME": "No entities matched the name",
-    "AREA": "No entities were in the area",
-    "FLOOR": "No entities were on the floor",
-    "DOMAIN": "No entities matched the domain",
-    "DEVICE_CLASS": "No entities matched the device class",
-    "FEATURE": "No entities supported the required features",
-    "STATE": "No entities were in the required state",
-    "ASSISTANT": "No matching entities are exposed to the assistant",
-    "INVALID_AREA": "The area does not exist",
-    "INVALID_FLOOR": "The floor does not exist",
-    "DUPLICATE_NAME": "Multiple entities share the name",
-    "MULTIPLE_TARGETS": "Multiple entities matched, but a single target is required",
-}
-# Domains whose entity ids may appear in HA's error texts; replaced before a model sees them.
-ENTITY_DOMAINS = frozenset(
-    {
-        "alarm_control_panel",
-        "assist_satellite",
-        "automation",
-        "binary_sensor",
-        "button",
-        "calendar",
-        "camera",
-        "climate",
-        "conversation",
-        "counter",
-        "cover",
-        "date",
-        "datetime",
-        "device_tracker",
-        "event",
-        "fan",
-        "group",
-        "humidifier",
-        "image",
-        "input_boolean",
-        "input_button",
-        "input_datetime",
-        "input_number",
-        "input_select",
-        "input_text",
-        "lawn_mower",
-        "light",
-        "lock",
-        "media_player",
-        "notify",
-        "number",
-        "person",
-        "remote",
-        "scene",
-        "script",
-        "select",
-        "sensor",
-        "siren",
-        "sun",
-        "switch",
-        "text",
-        "time",
-        "timer",
-        "todo",
-        "update",
-        "vacuum",
-        "valve",
-        "water_heater",
-        "weather",
-        "zone",
-    }
-)
-_ENTITY_ID = re.compile(r"\b([a-z][a-z0-9_]*)\.([a-z0-9_]+)\b")
 
 
 class HomeAssistantError(Exception):
@@ -231,24 +142,6 @@ def parse_version(text: str | None) -> tuple[int, int] | None:
     """(year, month) of an HA version such as "2026.11.0" or "2026.4.0b2"."""
     match = re.match(r"(\d+)\.(\d+)", text or "")
     return (int(match[1]), int(match[2])) if match else None
-
-
-@dataclass(frozen=True)
-class IntentResult:
-    """HA's answer to one intent, with names only (HA's targets carry entity ids)."""
-
-    ok: bool
-    speech: str = ""  # HA's plain speech; often empty: HA's handlers leave it to templates
-    response_type: str | None = None  # action_done, query_answer or error (HA's)
-    error_code: str | None = None  # HA's (failed_to_handle, ...) or this client's
-    error_message: str | None = None
-    success: tuple[str, ...] = ()  # names of the areas, floors and entities acted on
-    failed: tuple[str, ...] = ()
-    status: int | None = None  # HTTP status; None when no answer came
-
-    @classmethod
-    def failure(cls, code: str, message: str, status: int | None = None) -> IntentResult:
-        return cls(ok=False, error_code=code, error_message=message, status=status)
 
 
 @dataclass
@@ -752,14 +645,18 @@ class HomeAssistantApi:
             request = {**body, "assistant": ASSISTANT}
             request.update({key: value for key, value in extra.items() if value})
             status, payload = await self._post_intent(request)
-            if status == 400 and "extra keys" in _message(payload):
+            if status == 400 and "extra keys" in message_of(payload):
                 self._legacy_intent_api = True  # an HA whose view takes name/data only
                 status, payload = await self._post_intent(body)
         else:
             status, payload = await self._post_intent(body)
         if isinstance(payload, IntentResult):
             return payload
-        return self._intent_result(name, status, payload)
+        result = read_answer(name, status, payload, self._home)
+        if result.error_code == "unauthorized" and not self._auth_logged:
+            self._auth_logged = True  # once: every later intent would say the same
+            _LOGGER.error("%s", result.error_message)
+        return result
 
     def _rich_intent_api(self) -> bool | None:
         """Whether HA's intent view takes language etc.; None: unknown, try and see."""
@@ -794,101 +691,10 @@ class HomeAssistantApi:
         except ValueError:
             return status, text
 
-    def _intent_result(self, name: str, status: int, payload: Any) -> IntentResult:
-        if status == 200 and isinstance(payload, dict):
-            return self._intent_response(name, payload)
-        said = self._scrub(_message(payload))
-        if status in (401, 403):
-            message = (
-                f"Home Assistant refused the access token (HTTP {status}): give a valid "
-                "long-lived access token"
-            )
-            if not self._auth_logged:
-                self._auth_logged = True
-                _LOGGER.error("%s", message)
-            return IntentResult.failure("unauthorized", message, status)
-        if status == 400:
-            return IntentResult.failure("bad_request", f"Home Assistant: {said}", status)
-        if status == 404:
-            return IntentResult.failure(
-                "not_found",
-                "Home Assistant has no /api/intent/handle: its intent integration is not "
-                "loaded (default_config includes it)",
-                status,
-            )
-        if status == 500:
-            return IntentResult.failure(
-                "server_error",
-                f"Home Assistant failed to handle {name} (HTTP 500): an unknown intent or "
-                "slots it does not accept; its log has the details",
-                status,
-            )
-        if status in (502, 503, 504):
-            return IntentResult.failure(
-                "unavailable", f"Home Assistant is not available (HTTP {status})", status
-            )
-        return IntentResult.failure(
-            "http_error", f"Home Assistant answered HTTP {status}: {said}"[:300], status
-        )
-
-    def _intent_response(self, name: str, payload: Mapping[str, Any]) -> IntentResult:
-        """HA's IntentResponse.as_dict(): speech, response_type, data.{code|success,failed}."""
-        speech_all = payload.get("speech") or {}
-        plain = speech_all.get("plain") if isinstance(speech_all, dict) else None
-        speech = str((plain or {}).get("speech") or "") if isinstance(plain, dict) else ""
-        speech = self._scrub(speech)
-        response_type = payload.get("response_type")
-        data = payload.get("data") or {}
-        if response_type == "error":
-            return IntentResult(
-                ok=False,
-                speech=speech,
-                response_type=response_type,
-                error_code=str(data.get("code") or "unknown"),
-                error_message=speech or "Home Assistant reported an error",
-                status=200,
-            )
-        success = _target_names(data.get("success"))
-        failed = _target_names(data.get("failed"))
-        legacy_error = None
-        if speech.startswith("<MatchFailedError"):
-            legacy_error = _legacy_match_failure(speech)
-        elif name in TARGET_INTENTS and not success and not failed and speech:
-            legacy_error = speech
-        if legacy_error is not None:
-            return IntentResult(
-                ok=False,
-                speech=legacy_error,
-                response_type=response_type,
-                error_code="failed_to_handle",
-                error_message=legacy_error,
-                status=200,
-            )
-        return IntentResult(
-            ok=True,
-            speech=speech,
-            response_type=response_type,
-            success=success,
-            failed=failed,
-            status=200,
-        )
-
     # --- keeping secrets and ids out of text -------------------------------------------
 
     def _scrub_token(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
-
-    def _scrub(self, text: str) -> str:
-        """The token and entity ids out of HA's text; an exposed entity gets its name."""
-        home = self._home
-
-        def name_for(match: re.Match[str]) -> str:
-            entity = home.get(match[0]) if home is not None else None
-            if entity is not None:
-                return entity.name
-            return "an entity" if match[1] in ENTITY_DOMAINS else match[0]
-
-        return _ENTITY_ID.sub(name_for, self._scrub_token(text))
 
     def _describe(self, err: BaseException) -> str:
         text = str(err) or type(err).__name__
@@ -897,36 +703,3 @@ class HomeAssistantApi:
         elif isinstance(err, aiohttp.ClientConnectorError):
             text = f"cannot connect to {err.host}:{err.port}"
         return self._scrub_token(text)
-
-
-def _message(payload: Any) -> str:
-    """HA's `{"message": ...}` (json_message), or the body's text."""
-    if isinstance(payload, dict):
-        return str(payload.get("message", ""))
-    return str(payload or "").strip()
-
-
-def _target_names(targets: Any) -> tuple[str, ...]:
-    if not isinstance(targets, list):
-        return ()
-    return tuple(
-        str(t["name"]) for t in targets if isinstance(t, dict) and isinstance(t.get("name"), str)
-    )
-
-
-def _legacy_match_failure(text: str) -> str:
-    """HA 2025's `<MatchFailedError result=..., constraints=...>` as HA 2026 says it."""
-    reason = re.search(r"no_match_reason=<MatchFailedReason\.(\w+)", text)
-    message = MATCH_FAILURES.get(reason[1], "No entities matched") if reason else None
-    message = message or "No entities matched"
-    given = [
-        f"{label} {value!r}"
-        for label, key in (("name", "name"), ("area", "area_name"), ("floor", "floor_name"))
-        if (value := _repr_field(text, key))
-    ]
-    return f"{message} (given {', '.join(given)})" if given else message
-
-
-def _repr_field(text: str, key: str) -> str | None:
-    match = re.search(rf"MatchTargetsConstraints\(.*?\b{key}='((?:[^'\\]|\\.)*)'", text)
-    return match[1] if match else None
