@@ -608,7 +608,7 @@ class HaStandIn:
             return _result(ident, [self._device(d) for d in self.devices.values()])
         if kind == "config/area_registry/list":
             return _result(ident, [self._area(a) for a in self.areas.values()])
-        if kind == "config/floor_registry/list":
+        if kind == "config/floor_registry/list" and self.year_month >= (2024, 4):  # floors
             return _result(ident, [self._floor(f) for f in self.floors.values()])
         if kind == "homeassistant/expose_entity/list":
             if not self.admin:

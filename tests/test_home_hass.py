@@ -380,6 +380,29 @@ async def test_a_state_change_right_behind_get_states_is_not_lost(ha: HaStandIn)
         await client.close()
 
 
+async def test_refresh_reads_the_lists_again(ha: HaStandIn, api: HomeAssistantApi) -> None:
+    ha.areas["garage"].aliases = ["Carport"]  # changed without an event
+    assert home(api).match(area="carport") == ()
+    refreshed = await api.refresh()
+    assert refreshed is api.home
+    assert [e.name for e in refreshed.match(area="carport")] == ["Garage Door"]
+
+
+async def test_an_ha_without_floors() -> None:
+    """Floors came with HA 2024.4; before, the command is unknown and there are none."""
+    async with HaStandIn(version="2024.3.3") as ha:
+        await furnish(ha)
+        client = HomeAssistantApi(ha.url, TOKEN, **FAST)
+        await client.start()
+        try:
+            assert entity(client, "light.kitchen_ceiling").areas == ("Kitchen", "Cooking area")
+            assert entity(client, "light.kitchen_ceiling").floor is None
+            assert client.connected
+        finally:
+            await client.close()
+    assert any(c["type"] == "config/floor_registry/list" for c in ha.commands)
+
+
 async def test_a_stuck_home_assistant_is_left_within_the_timeout(ha: HaStandIn) -> None:
     ha.stalled_commands = {"get_states"}
     client = HomeAssistantApi(ha.url, TOKEN, **{**FAST, "request_timeout": 0.3})
