@@ -230,7 +230,10 @@ class HaStandIn:
         app.router.add_post("/api/intent/handle", self._intent_handle)
         app.router.add_get("/api/", self._api_root)
         app.on_shutdown.append(self._close_sockets)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # requests still running at stop (a delayed intent) get half a second, as a restart
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
