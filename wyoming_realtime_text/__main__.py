@@ -147,6 +147,8 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         stack.push_async_callback(assistant.activity.close)
         assistant.start()
         stack.push_async_callback(assistant.close)
+        await assistant.home.start()  # knowing the home, when HA's API is configured
+        stack.push_async_callback(assistant.home.close)
         if settings.web.enabled:
             from .web import WebServer  # aiohttp only when serving: `ask` starts faster
 

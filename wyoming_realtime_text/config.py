@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .discovery import ZeroconfError, announced_address
+from .home.hass import parse_url
 from .home.intents import BY_NAME
 
 # ${VAR} or ${VAR:-fallback}; $${VAR} is the literal text ${VAR} (as in docker compose).
@@ -115,6 +116,13 @@ class SatelliteSettings:
 class HomeControlSettings:
     enabled: bool = True
     disabled_intents: list[str] = field(default_factory=list)
+    clients: list[str] = field(default_factory=list)  # direct clients' addresses
+
+
+@dataclass(frozen=True)
+class HomeAssistantSettings:
+    url: str = ""
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,7 @@ class Settings:
     satellites: list[SatelliteSettings] = field(default_factory=list)
     web: WebSettings = field(default_factory=WebSettings)
     home_control: HomeControlSettings = field(default_factory=HomeControlSettings)
+    homeassistant: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
     fallback_text: str = "Sorry, I can't answer that right now. Please try again."
     key_error_text: str = (
         "I can't use my assistant service: it refused this server's API key or account. "
@@ -155,6 +164,8 @@ def dump_settings(settings: Settings) -> str:
     realtime = raw["realtime"]
     realtime["api_key"] = "***" if realtime["api_key"] else ""
     realtime["url"] = redact_url(realtime["url"])
+    hass = raw["homeassistant"]
+    hass["token"] = "***" if hass["token"] else ""
     return yaml.safe_dump(raw, allow_unicode=True, sort_keys=False)
 
 
@@ -359,6 +370,7 @@ def _check(settings: Settings) -> None:
     _positive("conversation.idle_seconds", conv.idle_seconds)
     _positive("conversation.max_conversations", conv.max_conversations)
     _check_web(settings.web, settings.server.uri)
+    _check_homeassistant(settings.homeassistant)
     for index, name in enumerate(settings.home_control.disabled_intents):
         if name not in BY_NAME:
             close = difflib.get_close_matches(name, BY_NAME, n=1)
@@ -371,6 +383,20 @@ def _check(settings: Settings) -> None:
         raise ConfigError("fallback_text must not be empty")
     if not settings.key_error_text.strip():
         raise ConfigError("key_error_text must not be empty")
+
+
+def _check_homeassistant(hass: HomeAssistantSettings) -> None:
+    if not hass.url.strip():
+        return
+    try:
+        parse_url(hass.url)
+    except ValueError as err:
+        raise ConfigError(f"homeassistant.url: {err}") from None
+    if not hass.token.strip():
+        raise ConfigError(
+            "homeassistant.token is not set: create a long-lived access token in Home "
+            "Assistant (your profile, Security tab) and set it, e.g. token: ${HA_TOKEN}"
+        )
 
 
 def _check_web(web: WebSettings, server_uri: str) -> None:

@@ -20,13 +20,12 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .activity import Activity
 from .config import Settings
 from .home.control import HomeControl
+from .home.intents import Toolset
 from .home.plan import Memory
 from .realtime.dialect import turn_detection
 from .realtime.events import RealtimeError
@@ -103,7 +102,7 @@ class Conversation:
         return idle and self.session is not None and too_old(self.session, now)
 
     async def start(
-        self, *, respond: bool, text: str | None = None, tools: Sequence[dict[str, Any]] = ()
+        self, *, respond: bool, text: str | None = None, tools: Toolset | None = None
     ) -> Turn:
         """A new turn in this conversation, after the previous one has ended.
 
@@ -187,7 +186,7 @@ class Assistant:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.activity = Activity(settings.web.enabled)  # where its clients report turns
-        self.home = HomeControl(settings.home_control)
+        self.home = HomeControl(settings)
         realtime = dataclasses.replace(
             settings.realtime, instructions=self.home.instructions(settings.realtime.instructions)
         )
@@ -228,7 +227,7 @@ class Assistant:
         respond: bool,
         vad: bool = False,
         client: str | None = None,
-        tools: Sequence[dict[str, Any]] = (),
+        tools: Toolset | None = None,
     ) -> Turn:
         """A spoken turn. Without a conversation id, Home Assistant's STT turn: its answer is
         started now, for the agent request to claim (`client`: the host it comes from).
@@ -286,7 +285,7 @@ class Assistant:
         conversation_id: str | None,
         language: str | None,
         client: str | None = None,
-        tools: Sequence[dict[str, Any]] = (),
+        tools: Toolset | None = None,
     ) -> Turn:
         """The turn answering `text`: a started spoken turn if it fits, else a typed turn.
 

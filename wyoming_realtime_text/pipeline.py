@@ -52,6 +52,7 @@ class VoicePipeline:
         label: str,
         conversation_id: str,
         satellite: bool = False,
+        area: str | None = None,
     ) -> None:
         self.settings = settings
         self.assistant = assistant
@@ -59,6 +60,7 @@ class VoicePipeline:
         self.label = label
         self.conversation_id = conversation_id
         self.satellite = satellite
+        self.area = area  # a satellite's, for a command that names no place
         self.language: str | None = None
         self.peer: Peer | None = None  # an STT request's Home Assistant
         self.request: RunPipeline | None = None
@@ -227,14 +229,22 @@ class VoicePipeline:
         # HA's STT requests carry no conversation (their turns are parked for the agent)
         # and end with audio-stop; pipeline requests are streams the API's VAD may end.
         streamed = request is not None
+        home = self.assistant.home
+        # HA's STT turn: HA runs the calls (its agent request decides); a stream of ours:
+        # through HA's API, if this client may act on the home at all.
+        runs = None
+        if streamed:
+            runs = home.for_client(client_name(self.label), satellite=self.satellite)
         self.turn = turn = await self.assistant.start_audio_turn(
             self.language,
             self.conversation_id if streamed else None,
             respond=respond,
             vad=streamed,
             client=client_name(self.label),
-            tools=self.assistant.home.tools(None if streamed else self.peer),
+            tools=home.tools(runs if streamed else self.peer),
         )
+        if runs is not None:
+            turn.on_calls = home.runner(self.language, self.area)
         if not streamed:
             self._speech = None
         else:

@@ -83,6 +83,7 @@ class SatelliteLink:
             label=f"satellite {self.name}",
             conversation_id=f"satellite-{self.satellite.uri}",
             satellite=True,
+            area=self.satellite.area or None,
         )
         self._answers_pings = False
         self.voice = voice

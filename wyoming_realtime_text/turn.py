@@ -23,9 +23,9 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from .config import Settings
+from .home.intents import Toolset
 from .home.plan import Memory
 from .realtime.events import (
     CONVERSATION_CLOSED,
@@ -111,12 +111,16 @@ class Turn:
         *,
         respond: bool,
         text: str | None = None,
-        tools: Sequence[dict[str, Any]] = (),
+        tools: Toolset | None = None,
         memory: Memory | None = None,
     ) -> None:
         self.settings = settings
         # Home control: what its response may call, and what it called (see `home/`).
-        self.tools = tuple(tools)
+        self.tools = tools or Toolset()
+        # Runs the calls itself before the answer ends (hub mode: HA's API); its words end
+        # the answer. None: whoever reads the answer decides about the calls afterwards.
+        self.on_calls: Callable[[Turn], Awaitable[str]] | None = None
+        self._calls_due: tuple[Outcome, str | None] | None = None
         self.calls: tuple[FunctionCall, ...] = ()
         self.memory = memory or Memory()
         self.confirmable = self.memory.take()  # risky commands the last turn asked about
@@ -298,7 +302,7 @@ class Turn:
                 return
             if self.respond:
                 self._response_active = True
-                await session.create_response(self.tools)
+                await session.create_response(self.tools.tools, self.tools.instructions)
             session.release()
             await asyncio.shield(reader)
         except RealtimeError:
@@ -418,6 +422,21 @@ class Turn:
     async def _read(self, session: RealtimeSession) -> None:
         while not (self.transcript.done and (self.answer.done or not self.respond)):
             self._handle(await session.receive())
+            if self._calls_due is not None:
+                await self._run_calls(*self._calls_due)
+
+    async def _run_calls(self, outcome: Outcome, reason: str | None) -> None:
+        """The calls run by `on_calls`; what it says ends the answer."""
+        self._calls_due = None
+        assert self.on_calls is not None
+        try:
+            said = await self.on_calls(self)
+        except Exception as err:
+            _LOGGER.warning("Running the commands failed: %s", err)
+            said = self.settings.fallback_text
+        if said:
+            self.answer.push(f" {said}" if self.answer.text.strip() else said)
+        self._end_answer(outcome, reason)
 
     def _handle(self, event: RealtimeEvent) -> None:
         if isinstance(event, InputCommitted):
@@ -476,6 +495,10 @@ class Turn:
         # Calls are an answer even without a word: what to say about them is decided by
         # whoever sends them on (`home/plan.py`), never the fallback.
         has_text = bool(self.answer.text.strip()) or bool(self.calls)
+        if self.calls and self.on_calls is not None and event.status != "failed":
+            ending = Outcome.COMPLETED if event.status == "completed" else Outcome.INCOMPLETE
+            self._calls_due = (ending, None if event.status == "completed" else event.reason)
+            return  # the answer ends once they have run (`_read`)
         if event.status == "completed" and has_text:
             self._end_answer(Outcome.COMPLETED, None)
         elif event.status == "incomplete" and has_text:

@@ -8,6 +8,7 @@ that fails is never sent, and the model is told why.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Collection
@@ -17,8 +18,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from ..realtime.events import FunctionCall
-from .intents import BY_NAME, TARGET, IntentSpec, schema
+from .intents import BY_NAME, PLACE, TARGET, IntentSpec, schema
 from .safety import risky
+
+PLACE_SLOTS = PLACE  # a command naming one of these says where it acts
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,17 @@ class Command:
             return str(name) if not area else f"{name} in {area}"
         things = f"the {domains[0].replace('_', ' ')}s" if domains else "everything"
         return f"{things} in {area}" if area else things
+
+    def with_slots(self, **slots: Any) -> Command:
+        return dataclasses.replace(self, slots={**self.slots, **slots})
+
+    def filters(self) -> dict[str, Any]:
+        """The slots that pick entities, as `Home.match` takes them (the intent's own
+        domains when the call names none: HassLightSet acts on lights only)."""
+        found = {k: self.slots[k] for k in TARGET if self.slots.get(k)}
+        if "domain" not in found and self.spec.domains:
+            found["domain"] = sorted(self.spec.domains)
+        return found
 
     def describe(self) -> str:
         """One line for logs and the live page: HassTurnOn name=kitchen light."""

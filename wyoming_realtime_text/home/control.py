@@ -1,24 +1,34 @@
 """Home control as the rest of the server sees it: tools for a request, a reply for a turn.
 
-Only Home Assistant's own requests (its STT turns and its agent requests) are offered
-tools: HA runs the intents we send back, with its own permissions and the satellite's
-context. Other clients get none, so their assistant says it cannot control devices.
+Two ways a command reaches the home:
+  * Home Assistant's own requests (its STT turns and agent requests): the answer carries
+    Wyoming `intent` events, and HA runs them itself, with its permissions and the
+    satellite's context. No token needed.
+  * Satellites served here, and direct clients the config names (`home_control.clients`):
+    nobody in between runs intents, so the server does, through HA's API — only when
+    `homeassistant` is configured (a Wyoming port has no authentication: a client that
+    connects in never acts on the home through our token unless named).
+With the API configured the home is known as well: its exposed entities go into the
+response's instructions, each command is checked against them, and state questions are
+answered from live state.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledStop
 
-from ..config import HomeControlSettings
-from .intents import Offer
+from ..config import Settings
+from .hass import HomeAssistantApi, HomeAssistantError
+from .home import Home
+from .intents import Offer, Toolset
 from .peer import Peer
 from .plan import Plan, plan
 from .reply import intent_events
+from .speech import confirmation, phrase
 
 if TYPE_CHECKING:
     from ..turn import Turn
@@ -34,16 +44,54 @@ INSTRUCTIONS = (
     "not claim it was. When no tools are offered, you cannot control devices from here: "
     "say so."
 )
+HOME_HEADING = (
+    "The devices in the home you may control or ask about (exposed to the assistant), "
+    "with their names and areas:"
+)
+# The direct client (a Wyoming client that connected in) or satellite a turn is for.
+HUB = Peer(version=(1, 10), device=False, conversation=True)
 
 
 class HomeControl:
-    def __init__(self, settings: HomeControlSettings) -> None:
-        self.settings = settings
-        self._disabled = frozenset(settings.disabled_intents)
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.home_control
+        self._base = settings.realtime.instructions
+        self._disabled = frozenset(self.settings.disabled_intents)
+        self._clients = frozenset(self.settings.clients)
+        hass = settings.homeassistant
+        self.api = HomeAssistantApi(hass.url, hass.token) if hass.url.strip() else None
+        self._offers: dict[tuple[Any, ...], Toolset] = {}
 
     @property
     def enabled(self) -> bool:
         return self.settings.enabled
+
+    @property
+    def home(self) -> Home | None:
+        """The exposed entities (None without the API, or until HA has answered)."""
+        return self.api.home if self.api is not None and self.enabled else None
+
+    async def start(self) -> None:
+        """Connect to HA's API, if configured; a refused token leaves it off, said once."""
+        if self.api is None or not self.enabled:
+            return
+        try:
+            await self.api.start()
+        except HomeAssistantError as err:
+            _LOGGER.error(
+                "Home Assistant refused the access token (%s): the home stays unknown, and "
+                "satellites served here cannot control devices. Check homeassistant.token",
+                err,
+            )
+            self.api = None
+            return
+        home = self.api.home
+        if home is not None:
+            _LOGGER.info("Home Assistant: %d entities exposed to Assist", len(home))
+
+    async def close(self) -> None:
+        if self.api is not None:
+            await self.api.close()
 
     def instructions(self, base: str) -> str:
         """The session's instructions, with what the model needs to know to use the tools."""
@@ -51,21 +99,49 @@ class HomeControl:
             return base
         return f"{base.strip()}\n\n{INSTRUCTIONS}".strip()
 
-    def tools(self, peer: Peer | None) -> tuple[dict[str, Any], ...]:
-        """The tools for a request from `peer` (None: not Home Assistant, so none)."""
-        if peer is None or not self.enabled:
-            return ()
-        return self._tools(peer.device, peer.multi)
+    # -- what a request is offered ------------------------------------------------------
 
-    @functools.cache  # noqa: B019 - one instance per server, a handful of keys
-    def _tools(self, device: bool, questions: bool) -> tuple[dict[str, Any], ...]:
-        offer = Offer(device=device, questions=questions, disabled=self._disabled)
-        return tuple(offer.tools())
+    def tools(self, peer: Peer | None) -> Toolset:
+        """The tools for a request from `peer` (None: not Home Assistant, so none).
+
+        Timers only where HA passes a device, state questions only where the answer can be
+        real (HA 2026 renders its template; with the home known, we answer them), and, with
+        the home known, only intents for the domains it has.
+        """
+        if peer is None or not self.enabled:
+            return Toolset()
+        home = self.home
+        domains = frozenset(e.domain for e in home.entities) if home is not None else None
+        key = (peer.device, peer.multi or home is not None, domains, id(home))
+        toolset = self._offers.get(key)
+        if toolset is None:
+            if len(self._offers) > 16:  # old homes' entries
+                self._offers.clear()
+            offer = Offer(peer.device, key[1], domains, self._disabled)
+            toolset = Toolset(tuple(offer.tools()), self._with_home(home))
+            self._offers[key] = toolset
+        return toolset
+
+    def for_client(self, host: str, *, satellite: bool) -> Peer | None:
+        """Whether a turn for a client served here may act on the home: through the API,
+        for our satellites and the direct clients (by address) the config names."""
+        if self.api is None or not self.enabled:
+            return None
+        return HUB if satellite or host in self._clients else None
+
+    def _with_home(self, home: Home | None) -> str | None:
+        """The response's instructions with the home's overview (None: the session's)."""
+        overview = home.overview() if home is not None else ""
+        if not overview:
+            return None
+        return f"{self.instructions(self._base)}\n\n{HOME_HEADING}\n{overview}"
+
+    # -- what becomes of a turn's calls ---------------------------------------------------
 
     async def answer(
         self, turn: Turn, peer: Peer, language: str | None, context: dict[str, Any] | None
     ) -> list[Event] | None:
-        """The events that end the agent's answer when `turn` called tools, else None.
+        """The events that end HA's agent answer when `turn` called tools, else None.
 
         The handled stream already sent (HA skips its chunks) is closed first; then the
         intents, or, when nothing could be sent, a `handled` saying why.
@@ -78,19 +154,58 @@ class HomeControl:
             return [HandledStop().event(), *intent_events(result, language)]
         return [Handled(text=result.text, context=context).event(), HandledStop().event()]
 
-    def decide(self, turn: Turn, peer: Peer, language: str | None) -> Plan | None:
+    def runner(self, language: str | None, area: str | None = None) -> Any:
+        """`Turn.on_calls` for a turn served here: its calls run through HA's API."""
+
+        async def run(turn: Turn) -> str:
+            result = self.decide(turn, HUB, language, area=area)
+            if result is None:
+                return ""
+            said = await self._execute(result, language)
+            if said == turn.answer.text.strip():
+                said = ""  # the model's words, streamed already, say it
+            turn.spoken = None  # the answer's text (streamed, then `said`) is what was said
+            await turn.report(result.outputs)
+            turn.decided.set()
+            return said
+
+        return run
+
+    async def _execute(self, result: Plan, language: str | None) -> str:
+        """Each command through HA's API; what is said about them, replacing `result.text`
+        where one failed."""
+        assert self.api is not None
+        failed: list[str] = []
+        spoken: list[str] = []
+        for command in result.send:
+            done = await self.api.handle_intent(command.spec.name, command.slots, language)
+            if done.ok:
+                spoken.append(done.speech or confirmation(command, language))
+            else:
+                why = done.error_message or done.error_code or "unknown error"
+                _LOGGER.warning("Home Assistant did not run %s: %s", command.describe(), why)
+                failed.append(phrase(language, "failed", why=why))
+        if not failed:
+            return result.text
+        return " ".join(dict.fromkeys([*spoken, *failed]))
+
+    def decide(
+        self, turn: Turn, peer: Peer, language: str | None, area: str | None = None
+    ) -> Plan | None:
         """The plan for `turn`'s calls (None without any), remembered on the turn."""
         if not turn.calls:
+            turn.decided.set()
             return None
-        offered = {tool["name"] for tool in turn.tools}
         result = plan(
             turn.calls,
-            offered,
+            turn.tools.names,
             peer,
             language=language,
             said=turn.transcript.text,
             model_text=turn.answer.text,
             confirmable=turn.confirmable,
+            home=self.home,
+            area=area,
         )
         turn.memory.hold(result.held)
         turn.commands = [command.describe() for command in result.send]

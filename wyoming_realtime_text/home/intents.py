@@ -248,6 +248,19 @@ class Offer:
         return [tool(spec) for spec in self.specs()]
 
 
+@dataclass(frozen=True)
+class Toolset:
+    """What one response is offered: its tools, and instructions of its own (the session's
+    with the home's entities, when the home is known; None: the session's)."""
+
+    tools: tuple[dict[str, Any], ...] = ()
+    instructions: str | None = None
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(tool["name"] for tool in self.tools)
+
+
 def unknown_intents(names: Iterable[str]) -> list[str]:
     """The names that are none of the table's intents (for config validation)."""
     return [name for name in names if name not in BY_NAME]

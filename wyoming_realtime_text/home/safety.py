@@ -69,6 +69,26 @@ def risky(intent: str, slots: dict[str, Any]) -> bool:
     return False
 
 
+def risky_for(intent: str, slots: dict[str, Any], entities: Iterable[Any]) -> bool:
+    """`risky`, when the entities the command acts on are known (the home is): their domain
+    and device class decide, not the words ("door light" is a light)."""
+    things = list(entities)
+    if intent == "HassTurnOff":  # unlocking a lock, disarming an alarm
+        return any(e.domain in RISKY_DOMAINS for e in things)
+    opening = [e for e in things if e.domain == "cover" and _opens_a_way_in(e)]
+    if intent == "HassTurnOn":
+        return bool(opening)
+    if intent == "HassSetPosition":
+        return bool(opening) and bool(slots.get("position"))
+    return False
+
+
+def _opens_a_way_in(entity: Any) -> bool:
+    if entity.device_class in OPENING_CLASSES:
+        return True
+    return _named(_words(entity.names), _OPENINGS, compounds=True)
+
+
 def affirmative(text: str) -> bool:
     """The user's words are a plain "yes" (short, and no "no" or "not" in them)."""
     folded = text.casefold().strip()

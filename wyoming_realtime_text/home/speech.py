@@ -9,6 +9,7 @@ template Home Assistant 2026 renders with the matched entity.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..realtime.models import base_language
@@ -22,6 +23,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "satellite": "I can only set timers from a voice satellite.",
         "one": "I can do one thing at a time here; please ask for the rest again.",
         "unsafe": "For safety, I can't do that from here; please use the Home Assistant app.",
+        "missing": "I couldn't find {target} in your home.",
+        "near": "Did you mean {names}?",
+        "failed": "That didn't work: {why}",
     },
     "de": {
         "done": "Erledigt.",
@@ -30,6 +34,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "satellite": "Timer kann ich nur an einem Sprachsatelliten stellen.",
         "one": "Hier kann ich nur eins nach dem anderen tun; bitte sag den Rest noch einmal.",
         "unsafe": "Aus Sicherheitsgründen geht das von hier aus nicht.",
+        "missing": "Das habe ich nicht gefunden: {target}.",
+        "near": "Meintest du {names}?",
+        "failed": "Das hat nicht geklappt: {why}",
     },
     "fr": {
         "done": "C'est fait.",
@@ -38,6 +45,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "satellite": "Je ne peux régler des minuteurs que depuis un satellite vocal.",
         "one": "Je ne peux faire qu'une chose à la fois ici ; redemandez le reste.",
         "unsafe": "Par sécurité, je ne peux pas faire cela d'ici.",
+        "missing": "Je n'ai pas trouvé : {target}.",
+        "near": "Vouliez-vous dire {names} ?",
+        "failed": "Cela n'a pas marché : {why}",
     },
     "es": {
         "done": "Hecho.",
@@ -46,6 +56,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "satellite": "Solo puedo poner temporizadores desde un satélite de voz.",
         "one": "Aquí solo puedo hacer una cosa a la vez; pide lo demás de nuevo.",
         "unsafe": "Por seguridad, no puedo hacer eso desde aquí.",
+        "missing": "No encontré: {target}.",
+        "near": "¿Querías decir {names}?",
+        "failed": "No funcionó: {why}",
     },
     "nl": {
         "done": "Gedaan.",
@@ -54,6 +67,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "satellite": "Timers kan ik alleen vanaf een spraaksatelliet zetten.",
         "one": "Hier kan ik maar één ding tegelijk doen; vraag de rest opnieuw.",
         "unsafe": "Om veiligheidsredenen kan ik dat hier niet doen.",
+        "missing": "Dat heb ik niet gevonden: {target}.",
+        "near": "Bedoelde je {names}?",
+        "failed": "Dat lukte niet: {why}",
     },
     "it": {
         "done": "Fatto.",
@@ -62,6 +78,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "satellite": "Posso impostare timer solo da un satellite vocale.",
         "one": "Qui posso fare una cosa alla volta; chiedi di nuovo il resto.",
         "unsafe": "Per sicurezza non posso farlo da qui.",
+        "missing": "Non ho trovato: {target}.",
+        "near": "Intendevi {names}?",
+        "failed": "Non ha funzionato: {why}",
     },
     "ja": {
         "done": "完了しました。",
@@ -70,6 +89,9 @@ PHRASES: dict[str, dict[str, str]] = {
         "satellite": "タイマーは音声サテライトからのみ設定できます。",
         "one": "ここでは一度に一つだけ実行できます。残りはもう一度お願いします。",
         "unsafe": "安全のため、ここからは実行できません。",
+        "missing": "{target}が見つかりませんでした。",
+        "near": "{names}のことですか？",
+        "failed": "うまくいきませんでした：{why}",
     },
 }
 
@@ -126,6 +148,35 @@ def state_template(command: Command, language: str | None) -> str:
     if command.slots.get("state"):
         told = "{% if query.matched %}Yes{% else %}No{% endif %}, " + told
     return "{% if state %}" + told + "{% else %}I could not find that.{% endif %}"
+
+
+def missing(command: Command, near: Sequence[str], language: str | None) -> str:
+    """Nothing in the home matches: said so, with the closest names when there are any."""
+    sentence = phrase(language, "missing", target=command.target)
+    if near:
+        sentence += " " + phrase(language, "near", names=_either(near, language))
+    return sentence
+
+
+def _either(names: Sequence[str], language: str | None) -> str:
+    if len(names) == 1 or not english(language):
+        return " / ".join(names) if not english(language) else names[0]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def state_sentence(command: Command, entities: Sequence[Any], language: str | None) -> str:
+    """A state question answered from the home's live state (any HA release)."""
+    told = []
+    for entity in entities[:5]:
+        unit = entity.attributes.get("unit_of_measurement")
+        state = f"{entity.state} {unit}" if unit else entity.state
+        told.append(f"{entity.name} is {state}" if english(language) else f"{entity.name}: {state}")
+    text = ", ".join(told) + "."
+    asked = command.slots.get("state")
+    if asked and english(language):
+        yes = any(str(e.state).casefold() == str(asked).casefold() for e in entities)
+        text = ("Yes, " if yes else "No, ") + text
+    return text
 
 
 def template_safe(text: str) -> str:

@@ -127,18 +127,24 @@ class Dialect:
         }
 
     def response_create(
-        self, max_output_tokens: int | None, tools: Sequence[dict[str, Any]] = ()
+        self,
+        max_output_tokens: int | None,
+        tools: Sequence[dict[str, Any]] = (),
+        instructions: str | None = None,
     ) -> dict[str, Any]:
         """Text-only again on the response itself: a response's own settings win.
 
         `tools`: what this response may call (none: the session's, which are none). They go
-        with the response because what can work depends on who asked (see `home/intents`).
+        with the response because what can work depends on who asked (see `home/intents`);
+        `instructions` likewise (they replace the session's for this response).
         """
         key = "modalities" if self.name == "beta" else "output_modalities"
         response: dict[str, Any] = {key: ["text"]}
         if tools:
             response["tools"] = list(tools)
             response["tool_choice"] = "auto"
+        if instructions:
+            response["instructions"] = instructions
         if max_output_tokens:
             tokens_key = (
                 "max_response_output_tokens" if self.name == "beta" else "max_output_tokens"

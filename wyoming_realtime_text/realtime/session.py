@@ -301,8 +301,11 @@ class RealtimeSession:
     async def commit(self) -> None:
         await self.send({"type": "input_audio_buffer.commit"})
 
-    async def create_response(self, tools: Sequence[dict[str, Any]] = ()) -> None:
-        await self.send(self.dialect.response_create(self.settings.max_output_tokens, tools))
+    async def create_response(
+        self, tools: Sequence[dict[str, Any]] = (), instructions: str | None = None
+    ) -> None:
+        tokens = self.settings.max_output_tokens
+        await self.send(self.dialect.response_create(tokens, tools, instructions))
 
     async def add_function_output(
         self, call: FunctionCall, output: str, item_id: str | None = None
