@@ -9,7 +9,7 @@ import pytest
 from sdk_oracle import check_event
 from wyoming.intent import Intent
 
-from wyoming_realtime_text.config import ConfigError, Settings, parse_settings
+from wyoming_realtime_text.config import ConfigError, Settings, dump_settings, parse_settings
 from wyoming_realtime_text.home.calls import Command, Refused, check
 from wyoming_realtime_text.home.intents import BY_NAME, INTENTS, SLOTS, Offer, tool
 from wyoming_realtime_text.home.peer import Peer, parse_version
@@ -302,3 +302,16 @@ def test_which_home_assistant_is_asking() -> None:
     assert not Peer.from_request(None, None).multi
     assert Peer.speaking("1.10.2") == HA_2026  # HA 2026's voice requests carry a device
     assert Peer.speaking("1.7.1") == HA_2025
+
+
+def test_home_assistant_api_config_is_checked_and_its_token_never_shown() -> None:
+    raw: dict[str, Any] = {"realtime": {"api_key": "k"}, "homeassistant": {"url": "ha:8123"}}
+    with pytest.raises(ConfigError, match=r"homeassistant.url: .*http:// or https://"):
+        parse_settings(raw)
+    raw["homeassistant"] = {"url": "http://homeassistant.local:8123"}
+    with pytest.raises(ConfigError, match=r"homeassistant.token is not set"):
+        parse_settings(raw)
+    raw["homeassistant"]["token"] = "eyJ-secret-token"
+    settings = parse_settings(raw)
+    assert "eyJ-secret-token" not in dump_settings(settings)
+    assert "eyJ-secret-token" not in repr(settings)
