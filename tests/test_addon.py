@@ -162,6 +162,7 @@ def full_options() -> dict[str, Any]:
             {"uri": "tcp://kitchen.local:10700", "name": "Kitchen", "area": "kitchen"},
             {"uri": "tcp://bedroom.local:10700"},
         ],
+        "home_control": False,
         "debug_logging": True,
     }
 
@@ -185,12 +186,29 @@ def test_each_option_lands_at_its_config_key() -> None:
             {"uri": "tcp://kitchen.local:10700", "name": "Kitchen", "area": "kitchen"},
             {"uri": "tcp://bedroom.local:10700"},
         ],
+        "home_control": {"enabled": False},
     }
     assert addon.flags_from_options(full_options()) == [
         "--uri",
         f"tcp://0.0.0.0:{addon.ADDON_PORT}",
         "--debug",
     ]
+
+
+@pytest.mark.parametrize("home_control", [True, False])
+def test_in_the_supervisor_the_home_is_read_through_its_api_never_its_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home_control: bool
+) -> None:
+    monkeypatch.setenv("SUPERVISOR_TOKEN", "supervisor-secret-token")
+    path = tmp_path / "config.yaml"
+    addon.prepare({**full_options(), "home_control": home_control}, path)
+    assert "supervisor-secret-token" not in path.read_text()
+    settings = load_settings(path)
+    if home_control:
+        assert settings.homeassistant.url == "http://supervisor/core"
+        assert settings.homeassistant.token == "supervisor-secret-token"
+    else:
+        assert settings.homeassistant.url == "" and not settings.home_control.enabled
 
 
 def test_the_generated_file_loads_with_every_option(tmp_path: Path) -> None:

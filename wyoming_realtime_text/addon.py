@@ -48,7 +48,12 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "tts_voice": ("tts", "voice"),
     "wake_uri": ("wake", "uri"),
     "satellites": ("satellites",),
+    "home_control": ("home_control", "enabled"),
 }
+# In the add-on, Home Assistant's API is the Supervisor's proxy, with the token the Supervisor
+# gives the add-on (config.yaml: homeassistant_api). Written as a reference, so the token
+# itself never reaches the config file.
+SUPERVISOR_CORE = {"url": "http://supervisor/core", "token": "${SUPERVISOR_TOKEN}"}
 # Add-on option (a bool) → the command-line flag it turns on.
 FLAG_OPTIONS: dict[str, str] = {"debug_logging": "--debug"}
 
@@ -144,6 +149,8 @@ def prepare(options: dict[str, Any], config_path: Path) -> list[str]:
     config = config_from_options(options)
     if "api_key" not in config.get("realtime", {}):
         raise ConfigError(KEY_MISSING)
+    if os.environ.get("SUPERVISOR_TOKEN") and options.get("home_control") is not False:
+        config["homeassistant"] = dict(SUPERVISOR_CORE)  # knowing the home: names, areas
     write_config(config, config_path)
     try:
         load_settings(config_path)
