@@ -49,6 +49,7 @@ async def standin() -> AsyncIterator[HaStandIn]:
         await ha.add_area("kitchen", "Kitchen")
         await ha.add_area("bedroom", "Bedroom")
         await ha.add_area("hall", "Hallway")
+        await ha.add_device("satellite", "Kitchen Voice", area_id="kitchen")
         await ha.add_entity("light.kitchen", "Kitchen Light", area_id="kitchen")
         await ha.add_entity("light.bedroom", "Bedroom Light", area_id="bedroom")
         await ha.add_entity("light.door", "Door Light", area_id="hall")
@@ -188,6 +189,23 @@ async def test_a_satellite_here_runs_its_command_through_has_api_in_its_area(
     assert standin.entities["light.bedroom"].state == "off"  # the satellite's room only
     said = [e.data["text"] for e in kitchen.received if e.type == "synthesize"][synthesized:]
     assert said == ["Turned on the lights in Kitchen."]
+
+
+async def test_the_lights_from_a_satellite_are_its_rooms_lights(
+    sim: RealtimeSimulator, server: ServerProcess, home: HomeAssistant
+) -> None:
+    """HA passes the satellite's device but does not narrow "the lights" to its area
+    (measured: tests/test_real_ha_home.py); with the home known, the server does."""
+    sim.scenario = Scenario()
+    ha_2026 = HomeAssistant(server.uri, version=(2026, 11))
+    reply = await ha_2026.ask("Turn on the lights.", device_id="satellite")
+    assert [(i.name, {e.name: e.value for e in i.entities}) for i in reply.intents] == [
+        ("HassTurnOn", {"domain": ["light"], "area": "Kitchen"})
+    ]
+    everywhere = await ha_2026.ask("Turn on the lights.")  # typed: no satellite, no area
+    assert [{e.name: e.value for e in i.entities} for i in everywhere.intents] == [
+        {"domain": ["light"]}
+    ]
 
 
 async def pipeline_tools(uri: str, host: str, sim: RealtimeSimulator) -> set[str]:

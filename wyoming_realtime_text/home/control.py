@@ -146,7 +146,9 @@ class HomeControl:
         The handled stream already sent (HA skips its chunks) is closed first; then the
         intents, or, when nothing could be sent, a `handled` saying why.
         """
-        result = self.decide(turn, peer, language)
+        home, device = self.home, (context or {}).get("device_id")
+        area = home.device_area(device) if home is not None else None  # HA would not narrow
+        result = self.decide(turn, peer, language, area=area)
         if result is None:
             return None
         await turn.report(result.outputs)

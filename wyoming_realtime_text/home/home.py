@@ -122,6 +122,7 @@ class Home:
         entities: Iterable[HomeEntity],
         areas: Iterable[Area] = (),
         floors: Mapping[str, tuple[str, ...]] | None = None,
+        device_areas: Mapping[str, str] | None = None,
     ) -> None:
         self.entities: tuple[HomeEntity, ...] = tuple(
             sorted(entities, key=lambda entity: (entity.name.casefold(), entity.entity_id))
@@ -130,6 +131,8 @@ class Home:
         # floor name -> its aliases
         self.floors: Mapping[str, tuple[str, ...]] = MappingProxyType(dict(floors or {}))
         self._by_id = {entity.entity_id: entity for entity in self.entities}
+        # device id -> its area's name: where a satellite (HA passes its device) stands
+        self._device_areas: Mapping[str, str] = MappingProxyType(dict(device_areas or {}))
 
     def __len__(self) -> int:
         return len(self.entities)
@@ -148,7 +151,11 @@ class Home:
             raise KeyError(entity_id)
         new = _with_state(old, state)
         entities = [new if entity is old else entity for entity in self.entities]
-        return Home(entities, self.areas, self.floors)
+        return Home(entities, self.areas, self.floors, self._device_areas)
+
+    def device_area(self, device_id: str | None) -> str | None:
+        """The area of a device (a satellite's: "the lights" said there means its room)."""
+        return self._device_areas.get(device_id) if device_id else None
 
     def overview(
         self, entities: Iterable[HomeEntity] | None = None, *, states: bool = False
@@ -387,7 +394,12 @@ def build_home(
                 attributes=_attributes(state),
             )
         )
-    return Home(entities, home_areas, dict(floor_names.values()))
+    device_areas = {
+        device_id: str(area["name"])
+        for device_id in devices
+        if (area := area_of(_device_area(devices, device_id))) is not None
+    }
+    return Home(entities, home_areas, dict(floor_names.values()), device_areas)
 
 
 def _device_area(devices: Mapping[str, Mapping[str, Any]], device_id: str | None) -> str | None:
