@@ -655,3 +655,10 @@ async def test_the_standalone_simulator_calls_tools() -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+@pytest.mark.parametrize(
+    "said", ["What is the weather like today?", "What's the capital of France?", "Hello there"]
+)
+def test_questions_for_words_are_not_commands(said: str) -> None:
+    assert understand(said) == []

@@ -20,7 +20,7 @@ tool would. Matching ignores case and trailing punctuation; names keep the user'
                                             "temperature": N}
   set|start a timer for N minutes           HassStartTimer {"minutes": N} (seconds,
                                             hours alike; N digits, a word up to twenty, a/an)
-  is the X on|off / what is the X           HassGetState {"name": X, "state": "on"|"off"}
+  is the X on|off / what is the X <reading> HassGetState {"name": X, "state": "on"|"off"}
                                             / {"name": X}
   lock|unlock the X                         HassTurnOn|HassTurnOff {"name": X,
                                             "domain": ["lock"]}
@@ -74,6 +74,7 @@ _INT = rf"\d+|{_WORD}"
 _DECIMAL = rf"\d+(?:\.\d+)?|{_WORD}"
 _THE = r"(?:the\s+)?"
 _NAME = r"(?P<x>.+?)"
+_READINGS = "temperature|humidity|state|status|level|battery|position|brightness"
 _PUNCTUATION = r"[\s.!?。,;:]+$"
 ARGUMENT_DELTA_CHARS = 8  # arguments stream in pieces of this many characters
 
@@ -228,7 +229,8 @@ def understand(text: str, last: Intent | None = None) -> list[Intent]:
         return [("HassStartTimer", {_UNITS[m["u"].lower()]: _number(m["n"])})]
     if m := match(rf"is\s+{_THE}{_NAME}\s+(?P<state>on|off)"):
         return [("HassGetState", {"name": m["x"], "state": m["state"].lower()})]
-    if m := match(rf"what(?:\s+is|'s)\s+{_THE}{_NAME}"):
+    # Only a reading of the home: "what is the weather like" is a question for words.
+    if m := match(rf"what(?:\s+is|'s)\s+{_THE}(?P<x>.+?\s(?:{_READINGS}))"):
         return [("HassGetState", {"name": m["x"]})]
     for pattern, extra in _SWITCHES:
         if m := match(pattern):
