@@ -56,7 +56,7 @@ from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConn
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(2400)]
 
 FIXTURES = Path(__file__).parent / "fixtures"
-WAV = FIXTURES / "speech-bedroom.wav"  # 2 s of speech; the simulator decides what is heard
+WAV = FIXTURES / "speech-kitchen.wav"  # 1.7 s of speech; the simulator decides what is heard
 OUR_TITLE, TTS_TITLE = "realtime-text", "simulated-tts"  # the entries' titles: program names
 SETTLE_SECONDS = 0.5  # after a request, for what our server still sends upstream for it
 
