@@ -13,7 +13,8 @@ environment, built side by side with the others from the session's start) are fi
 import with the one they use
 (`from ha_home import env, home_builds, spec  # noqa: F401`); the module's own fixture boots
 `home_assistant(env, tmp, [(host, port)], agent_title=...)` once, with whatever agent it
-tests (a stand-in in test_real_ha_home.py; our server, behind a `WyomingTap`, later).
+tests (a stand-in in test_real_ha_home.py; our server, behind a `WyomingTap`, in
+test_real_ha_home_control.py).
 """
 
 from __future__ import annotations

@@ -174,6 +174,37 @@ async def test_unlocking_is_asked_first_and_sent_only_after_a_yes(
     assert not (await home.ask("Yes.", conversation)).intents
 
 
+async def test_a_spoken_request_of_another_conversation_keeps_the_question_open(
+    sim: RealtimeSimulator, server: ServerProcess
+) -> None:
+    """Two satellites of one HA: the second's request, spoken between the first's question
+    and its "yes", is started where the first's conversation is (the HA's last spoken one)
+    and taken back when it turns out to be another conversation's. It is no turn of the
+    first conversation, so the first one's "yes" still confirms."""
+    home = HomeAssistant(server.uri, version=HA_2026)
+    door = f"front door {tag()}"
+    unlock = ("HassTurnOff", json.dumps({"name": door, "domain": ["lock"]}))
+
+    def model(said: str) -> list[tuple[str, str]]:
+        return [unlock] if "unlock" in said.lower() or said.lower().startswith("yes") else []
+
+    first, second = f"CONV{tag().upper()}", f"CONV{tag().upper()}"
+    sim.scenario = Scenario(transcript=f"Unlock the {door}.", calls=model)
+    transcript, _ = await home.stt(tone(1.0))
+    asked = await home.ask(transcript.text, first)
+    assert not asked.intents and asked.spoken.startswith("Do you want me to unlock")
+    sim.scenario = Scenario(transcript=f"Turn on the bedroom light {tag()}.")
+    transcript, _ = await home.stt(tone(1.0))
+    assert intents(await home.ask(transcript.text, second)) == [
+        ("HassTurnOn", {"name": transcript.text.removeprefix("Turn on the ").rstrip(".")})
+    ]
+    sim.scenario = Scenario(transcript="Yes.", calls=model)  # said to the first satellite
+    transcript, _ = await home.stt(tone(1.0))
+    confirmed = await home.ask(transcript.text, first)
+    unlocked = [("HassTurnOff", {"name": door, "domain": ["lock"]})]
+    assert intents(confirmed) == unlocked, confirmed.spoken  # not the question again
+
+
 async def test_a_follow_up_refers_back_to_the_last_command(
     sim: RealtimeSimulator, home: HomeAssistant
 ) -> None:

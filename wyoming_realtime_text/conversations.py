@@ -306,6 +306,8 @@ class Assistant:
             # and shown once on the live page, as that turn.
             _LOGGER.debug("%r belongs to %s: asking it there", text, conversation_id)
             started.turn.claim.decide(False)
+            if started.borrowed:  # no turn of the conversation it ran in: a "yes" may follow
+                started.conversation.memory.give_back()
             self.activity.forget(started.turn)
             self._spawn(self._release(started))
         if conversation_id is None:

@@ -43,13 +43,21 @@ class Memory:
     """A conversation's risky commands waiting for a "yes" (only its next turn may give it)."""
 
     held: dict[str, float] = field(default_factory=dict)  # Command.key -> when asked
+    taken: dict[str, float] = field(default_factory=dict)  # ... by the last `take`
 
     def take(self) -> frozenset[str]:
         """What the turn starting now may confirm; nobody else can."""
         now = time.monotonic()
-        keys = frozenset(k for k, asked in self.held.items() if now - asked < CONFIRM_SECONDS)
+        self.taken = {k: asked for k, asked in self.held.items() if now - asked < CONFIRM_SECONDS}
         self.held.clear()
-        return keys
+        return frozenset(self.taken)
+
+    def give_back(self) -> None:
+        """Undo the last `take`: its turn never became one of this conversation's (a spoken
+        turn started here that another conversation's request claimed)."""
+        for key, asked in self.taken.items():
+            self.held.setdefault(key, asked)
+        self.taken = {}
 
     def hold(self, commands: Sequence[Command]) -> None:
         now = time.monotonic()
