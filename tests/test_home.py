@@ -205,7 +205,7 @@ def test_a_risky_command_is_asked_and_sent_only_after_a_yes_in_the_next_turn() -
     unlock = call("HassTurnOff", {"name": "front door"})
     first = decide([unlock], model_text="Unlocking the front door.")
     assert not first.send and len(first.held) == 1
-    assert first.text == "Do you want me to unlock or open front door? Say yes to confirm."
+    assert first.text == "Do you want me to unlock or close front door? Say yes to confirm."
     assert first.outputs[0][1] == HELD.format(name="HassTurnOff")
     memory.hold(first.held)
     confirmable = memory.take()

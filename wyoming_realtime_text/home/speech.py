@@ -131,8 +131,10 @@ def _action(command: Command) -> str:
         return f"open {command.target}"
     if "alarm" in text:
         return f"disarm {command.target}"
-    if "lock" in text or "door" in text:
-        return f"unlock or open {command.target}"
+    if "lock" in text:
+        return f"unlock {command.target}"
+    if "door" in text or "gate" in text:  # a lock or a cover: unlocking, or closing
+        return f"unlock or close {command.target}"
     return f"turn off {command.target}"
 
 
