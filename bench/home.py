@@ -75,6 +75,7 @@ KINDS = (QUESTION, COMMAND, WITH_TEXT, TWO)
 class Sample:
     total: float  # audio-stop -> the event timed
     model: float  # response.create at the simulator -> what the answer waits for, sent
+    after: float  # what the answer waits for, sent -> the event timed (the server's relay)
 
 
 @dataclass
@@ -138,11 +139,14 @@ async def _turn(
         progress(f"   {kind.key} from HA {ha.version[0]}: {err}")
         results.failures[ha.version] = results.failures.get(ha.version, 0) + 1
         return
-    results.add(ha.version, kind.key, Sample(answer.ended_at - stop, done - create))
+    results.add(
+        ha.version, kind.key, Sample(answer.ended_at - stop, done - create, answer.ended_at - done)
+    )
     if kind is QUESTION:
         delta = logged_at(session, "out", TEXT_DELTAS, create)
         if answer.first_text_at is not None and delta is not None:
-            results.add(ha.version, "first", Sample(answer.first_text_at - stop, delta - create))
+            first = answer.first_text_at
+            results.add(ha.version, "first", Sample(first - stop, delta - create, first - delta))
 
 
 async def measure(
@@ -217,16 +221,20 @@ def _rest(samples: list[Sample]) -> float:
     return median([s.total - s.model for s in samples])
 
 
-def _row(label: str, samples: list[Sample], model_note: str) -> Row:
+def _row(label: str, samples: list[Sample], model_note: str, *, first: bool = False) -> Row:
     totals = [s.total for s in samples]
     model, rest = median([s.model for s in samples]), _rest(samples)
+    after = median([s.after for s in samples])
     return Row(
         "8",
         label,
         str(len(samples)),
         fmt_ms(median(totals)),
         fmt_ms(percentile(totals, 99)),
-        note=f"{_p90(totals)}model {fmt_ms(model)} ({model_note}), the rest {fmt_ms(rest)}",
+        note=(
+            f"{_p90(totals)}model {fmt_ms(model)} ({model_note}), the rest {fmt_ms(rest)}, "
+            f"of it {fmt_ms(after)} after {'the first delta' if first else 'response.done'}"
+        ),
     )
 
 
@@ -258,7 +266,7 @@ def rows(results: Results, rounds: int) -> list[Row]:
         lists = version >= (2026, 1)
         two = "→ intents-stop (2 intents)" if lists else "→ the first intent (HA 2025 runs one)"
         lines = (
-            ("first", f"spoken question: audio-stop → first handled-chunk, {ha}", "first delta"),
+            ("first", f"spoken question: audio-stop → first handled-chunk, {ha}", "1st delta"),
             ("question", f"spoken question: audio-stop → handled, {ha}", _deltas(QUESTION)),
             ("command", f"spoken command, calls only: audio-stop → intent, {ha}", _deltas(COMMAND)),
             (
@@ -271,7 +279,7 @@ def rows(results: Results, rounds: int) -> list[Row]:
         for what, label, model_note in lines:
             samples = results.get(version, what)
             if samples:
-                out.append(_row(label, samples, model_note))
+                out.append(_row(label, samples, model_note, first=what == "first"))
         first = results.get(version, "first")
         command = results.get(version, "command")
         handled = results.get(version, "question")
