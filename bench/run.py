@@ -104,6 +104,10 @@ Notes:
 - Section 7: Home Assistant's framing (10 ms STT chunks) against 20 ms chunks, the same
   requests otherwise; an unclaimed answer's tokens are the simulator's modelled usage (a
   fixed input, one output token per delta): the mechanism and the ratio, not OpenAI's bill.
+- Section 8: end of speech = the STT request's audio-stop; the same simulated model for every
+  row (first delta 50 ms after the response starts, one every 20 ms, arguments as text);
+  "model" = response.create at the simulator -> the event the answer waits for sent
+  (response.done, or the first text delta), "the rest" = the server's part and loopback.
 """
 
 
