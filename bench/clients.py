@@ -386,6 +386,8 @@ class HomeAssistant:
                         first = first or at
                     elif Handled.is_type(event.type):
                         return AgentResult(sent, first, at, Handled.from_event(event).text or "")
+                    elif Intent.is_type(event.type) or IntentsStart.is_type(event.type):
+                        raise RuntimeError(f"the answer is an intent, not text: {event.data}")
                     elif Error.is_type(event.type) or event.type == "not-handled":
                         raise RuntimeError(f"agent request failed: {event.type} {event.data}")
 
