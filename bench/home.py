@@ -167,7 +167,8 @@ async def measure(
     )
     results = Results()
     async with serving(workdir, scenario) as (sim, server):
-        has = [HomeAssistant(server.uri, v) for v in VERSIONS for _ in range(PER_VERSION)]
+        # Releases alternate in the stagger, so neither always speaks first in a round.
+        has = [HomeAssistant(server.uri, v) for _ in range(PER_VERSION) for v in VERSIONS]
         conversations = [new_conversation_id() for _ in has]
         devices = [f"bench-satellite-{i}" for i in range(len(has))]
         plan = [(-1, QUESTION)]  # a warm-up round: lazy imports, each conversation's session
