@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 import uuid
 import wave
@@ -30,6 +31,7 @@ from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStop
+from wyoming.intent import Intent, IntentsStart, IntentsStop
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 RATE, WIDTH, CHANNELS = 16000, 2, 1
@@ -72,30 +74,56 @@ def load_speech(name: str) -> Speech:
     return Speech(name, pcm, (last + 1) * WIDTH)
 
 
-class _TcpClientFrom(AsyncTcpClient):
-    """wyoming's TCP client, connecting from a given local (loopback) address."""
+class _VersionedWriter:
+    """A stream writer whose event headers name another wyoming version.
 
-    def __init__(self, local: str, host: str, port: int) -> None:
+    wyoming writes each event's header line with one `writelines` call; only its `version`
+    field is changed here (the framing stays wyoming's), so a client on this machine's
+    wyoming can speak as HA 2025's wyoming 1.7.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, version: str) -> None:
+        self._writer = writer
+        self._version = version
+
+    def writelines(self, lines: Any) -> None:
+        header, *rest = lines
+        fields = json.loads(header)
+        fields["version"] = self._version
+        self._writer.writelines((json.dumps(fields, ensure_ascii=False).encode(), *rest))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+class _TcpClientFrom(AsyncTcpClient):
+    """wyoming's TCP client, connecting from a given local (loopback) address; `version`:
+    the wyoming version its event headers name (None: this machine's)."""
+
+    def __init__(self, local: str, host: str, port: int, version: str | None = None) -> None:
         super().__init__(host, port)
         self.local = local
+        self.version = version
 
     async def connect(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(
+        self._reader, writer = await asyncio.open_connection(
             self.host, self.port, local_addr=(self.local, 0)
         )
+        self._writer = _VersionedWriter(writer, self.version) if self.version else writer  # type: ignore[assignment]
 
 
 class Connection:
     """A Wyoming client connection whose events are read, and timestamped, as they arrive.
 
-    `host`: the local address to connect from (one per Home Assistant install).
+    `host`: the local address to connect from (one per Home Assistant install); `version`:
+    the wyoming version its event headers name (with `host`; None: this machine's).
     """
 
-    def __init__(self, uri: str, host: str | None = None) -> None:
+    def __init__(self, uri: str, host: str | None = None, version: str | None = None) -> None:
         self._client: AsyncClient = AsyncTcpClient.from_uri(uri)
         if host is not None:
             assert isinstance(self._client, AsyncTcpClient)
-            self._client = _TcpClientFrom(host, self._client.host, self._client.port)
+            self._client = _TcpClientFrom(host, self._client.host, self._client.port, version)
         self._events: asyncio.Queue[tuple[float, Event | None]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
@@ -253,6 +281,20 @@ class AgentResult:
     text: str  # what `handled` says (what HA speaks)
 
 
+@dataclass
+class AgentAnswer:
+    """An agent request's answer as HA's Wyoming agent reads it (`HomeAssistant.ask`)."""
+
+    sent: float
+    first_text_at: float | None  # the first handled-chunk (HA skips them)
+    ended_at: float  # the event HA stops reading at
+    ended_by: str  # its type: handled, intent (a lone one, or HA 2025's first), intents-stop
+    intents: list[Intent]
+    text: str  # `handled`'s text, or the intents' texts joined (before HA renders them)
+
+
+# The wyoming package each Home Assistant release pins (what its event headers say).
+WYOMING_OF_HA = {(2026, 1): "1.10.2", (2025, 7): "1.7.2", (2025, 1): "1.5.4"}
 _LOOPBACK_HOSTS = itertools.count(2)  # 127.0.0.2, 127.0.0.3, ... (all of 127/8 is loopback)
 
 
@@ -275,12 +317,32 @@ class HomeAssistant:
     Each instance connects from a loopback address of its own, as two installs would from
     two hosts: the server tells its clients apart by address (it starts a spoken request in
     the conversation that host spoke in last), so unrelated samples must not share one.
+
+    `version`: the HA release whose wyoming version the event headers name (the server
+    tells HA 2026's intent lists from HA 2025's first-intent-only by it) and whose agent
+    request `ask` sends; None: this machine's wyoming in the headers (as `converse` has
+    always been measured).
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, version: tuple[int, int] | None = None) -> None:
         self.uri = uri
+        self.version = version
         n = next(_LOOPBACK_HOSTS)
         self.host = f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+    @property
+    def wyoming_version(self) -> str | None:
+        if self.version is None:
+            return None
+        return next(v for release, v in WYOMING_OF_HA.items() if self.version >= release)
+
+    @property
+    def runs_intent_lists(self) -> bool:
+        """HA 2026 (wyoming 1.9+): intents-start, intent*, intents-stop; older: one intent."""
+        return self.version is None or self.version >= (2026, 1)
+
+    def _connection(self) -> Connection:
+        return Connection(self.uri, self.host, self.wyoming_version)
 
     async def stt(
         self, speech: Speech, *, realtime: bool = True, chunk_seconds: float = HA_CHUNK_SECONDS
@@ -290,7 +352,7 @@ class HomeAssistant:
         `realtime`: False sends the audio at once (a recording; load tests); `chunk_seconds`
         other than HA's 10 ms only to compare framings.
         """
-        async with Connection(self.uri, self.host) as conn:
+        async with self._connection() as conn:
             await conn.write(Transcribe(language="en").event())
             await conn.write(AudioStart(rate=RATE, width=WIDTH, channels=CHANNELS).event())
             async for _, pcm in paced_chunks(speech, chunk_seconds, realtime=realtime):
@@ -313,7 +375,7 @@ class HomeAssistant:
 
     async def converse(self, text: str, conversation_id: str) -> AgentResult:
         """The conversation agent request (also what a typed message is); read to `handled`."""
-        async with Connection(self.uri, self.host) as conn:
+        async with self._connection() as conn:
             context = {"conversation_id": conversation_id}
             sent = await conn.write(Transcript(text=text, context=context).event())
             first: float | None = None
@@ -324,5 +386,55 @@ class HomeAssistant:
                         first = first or at
                     elif Handled.is_type(event.type):
                         return AgentResult(sent, first, at, Handled.from_event(event).text or "")
+                    elif Intent.is_type(event.type) or IntentsStart.is_type(event.type):
+                        raise RuntimeError(f"the answer is an intent, not text: {event.data}")
                     elif Error.is_type(event.type) or event.type == "not-handled":
                         raise RuntimeError(f"agent request failed: {event.type} {event.data}")
+
+    async def ask(
+        self, text: str, conversation_id: str, device_id: str | None = None
+    ) -> AgentAnswer:
+        """The agent request, its answer read as HA's Wyoming agent reads it.
+
+        HA 2026 (and `version` None) stops at `handled`, a lone `intent`, or intents-stop
+        after intents-start; HA 2025 at `handled` or the first `intent`. Both skip
+        handled-chunks (their first is noted). HA 2026 sends the event's `language` and, from
+        a satellite, its `device_id` in the context.
+        """
+        recent = self.version is None or self.version >= (2026, 1)
+        context = {"conversation_id": conversation_id}
+        if device_id and recent:
+            context["device_id"] = device_id
+        request = Transcript(text=text, language="en" if recent else None, context=context)
+        async with self._connection() as conn:
+            sent = await conn.write(request.event())
+            first: float | None = None
+            intents: list[Intent] = []
+            listed = False
+            async with asyncio.timeout(TURN_TIMEOUT):
+                while True:
+                    at, event = await conn.next()
+                    if HandledChunk.is_type(event.type):
+                        first = first or at
+                    elif IntentsStart.is_type(event.type) and self.runs_intent_lists:
+                        listed = True
+                    elif Intent.is_type(event.type):
+                        intents.append(Intent.from_event(event))
+                        if not listed:
+                            break
+                    elif IntentsStop.is_type(event.type) and listed:
+                        break
+                    elif Handled.is_type(event.type):
+                        said = Handled.from_event(event).text or ""
+                        return AgentAnswer(sent, first, at, event.type, [], said)
+                    elif Error.is_type(event.type) or event.type == "not-handled":
+                        raise RuntimeError(f"agent request failed: {event.type} {event.data}")
+            said = "\n".join(i.text for i in intents if i.text)
+            return AgentAnswer(sent, first, at, event.type, intents, said)
+
+    async def voice_ask(
+        self, speech: Speech, conversation_id: str, device_id: str | None = None, **stt: Any
+    ) -> tuple[SttResult, AgentAnswer]:
+        """A spoken request (a command or a question): STT, then `ask` with its transcript."""
+        heard = await self.stt(speech, **stt)
+        return heard, await self.ask(heard.text, conversation_id, device_id)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import conversion
 import ha
+import home
 import latency
 import memory
 import turns
@@ -28,7 +29,7 @@ from rig import REPO, raise_fd_limit
 
 import wyoming_realtime_text
 
-SECTIONS = (1, 2, 3, 4, 5, 6, 7)
+SECTIONS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def machine() -> str:
@@ -81,6 +82,8 @@ async def run(sections: set[int], quick: bool, workdir: Path) -> list[Row]:
         rows += await memory.section(workdir / "6", quick, kitchen)
     if 7 in sections:
         rows += await ha.section(workdir / "7", quick, [kitchen, bedroom])
+    if 8 in sections:
+        rows += await home.section(workdir / "8", quick, [kitchen, bedroom])
     return rows
 
 
@@ -101,6 +104,10 @@ Notes:
 - Section 7: Home Assistant's framing (10 ms STT chunks) against 20 ms chunks, the same
   requests otherwise; an unclaimed answer's tokens are the simulator's modelled usage (a
   fixed input, one output token per delta): the mechanism and the ratio, not OpenAI's bill.
+- Section 8: end of speech = the STT request's audio-stop; the same simulated model for every
+  row (first delta 50 ms after the response starts, one every 20 ms, arguments as text);
+  "model" = response.create at the simulator -> the event the answer waits for sent
+  (response.done, or the first text delta), "the rest" = the server's part and loopback.
 """
 
 
@@ -110,7 +117,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run, e.g. 1,5 (default: all of 1-7)",
+        help="comma-separated sections to run, e.g. 1,5 (default: all of 1-8)",
     )
     parser.add_argument("--keep", type=Path, help="keep server configs and logs in this folder")
     args = parser.parse_args()

@@ -78,8 +78,10 @@ async def direct(uri: str, speech: Speech, *, realtime: bool) -> float:
 
 async def typed(uri: str) -> float:
     """A typed message in a new conversation (Home Assistant's Assist dialog)."""
+    # Not a command or a state question ("what is the X" is one): the simulated model would
+    # call a tool, and the answer would be an intent rather than text.
     reply = await HomeAssistant(uri).converse(
-        "What is the weather like today?", new_conversation_id()
+        "Tell me something about the weather today.", new_conversation_id()
     )
     if reply.first_text_at is None or FALLBACK in reply.text:
         raise RuntimeError(f"no answer: {reply.text!r}")
