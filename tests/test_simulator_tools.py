@@ -28,6 +28,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
+from wyoming_realtime_text.simulator.tools import understand
 
 pytestmark = pytest.mark.timeout(15)
 
