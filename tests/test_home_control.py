@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from typing import Any
 
 import pytest
-from harness import AgentReply, HomeAssistant, ServerProcess, running_server, server_config, tone
+from harness import (
+    AgentReply,
+    HomeAssistant,
+    ServerProcess,
+    running_server,
+    server_config,
+    tone,
+)
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
 
@@ -262,3 +270,22 @@ async def test_with_home_control_off_no_tools_are_offered(
     assert reply.handled is not None and reply.handled.text == "I can only answer questions."
     creates = [e for e in received(sim)[before:] if e["type"] == "response.create"]
     assert creates and not any(offered(e) for e in creates)
+
+
+async def test_ask_text_shows_the_commands_for_home_assistant(
+    sim: RealtimeSimulator, server: ServerProcess
+) -> None:
+    """`ask --text`: home control tried from a terminal, with the simulator and no HA."""
+    sim.scenario = Scenario()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wyoming_realtime_text", "ask", "--uri", server.uri,
+        "--text", "Turn on the kitchen light and the bedroom light.",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout.decode().splitlines() == [
+        "home: HassTurnOn name=kitchen light (for Home Assistant to run)",
+        "assistant: Turned on kitchen light. Turned on bedroom light.",
+        "home: HassTurnOn name=bedroom light (for Home Assistant to run)",
+    ]

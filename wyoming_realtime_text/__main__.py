@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, logs
-from .ask import AskError, ask
+from .ask import AskError, ask, ask_text
 from .config import ConfigError, Settings, dump_settings, load_settings, redact_url
 from .conversations import Assistant
 from .discovery import DEFAULT_NAME, Announcer
@@ -66,7 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     ask_parser = commands.add_parser(
         "ask", help="send a WAV recording as one utterance; print the answer as it streams"
     )
-    ask_parser.add_argument("wav", type=Path, help="the recording (any WAV: rate, width, channels)")
+    ask_parser.add_argument(
+        "wav", type=Path, nargs="?", help="the recording (any WAV: rate, width, channels)"
+    )
+    ask_parser.add_argument(
+        "--text",
+        metavar="TEXT",
+        help="type the request instead, as Home Assistant's agent sends it; also prints the "
+        "commands the answer asks Home Assistant to run (try: 'Turn on the kitchen light')",
+    )
     ask_parser.add_argument(
         "--uri",
         dest="ask_uri",
@@ -82,8 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_ask(args: argparse.Namespace) -> int:
     """The `ask` command: errors are one line, exit 1."""
+    if (args.wav is None) == (args.text is None):
+        print("error: ask needs a WAV recording or --text, one of the two", file=sys.stderr)
+        return 1
     try:
-        asyncio.run(ask(args.wav, args.ask_uri, args.speak))
+        if args.text is not None:
+            asyncio.run(ask_text(args.text, args.ask_uri))
+        else:
+            asyncio.run(ask(args.wav, args.ask_uri, args.speak))
     except (AskError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

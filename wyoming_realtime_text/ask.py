@@ -2,21 +2,27 @@
 
 A small Wyoming client of our own server: what a screen that shows the answer does, and a
 quick way to try a set-up from a terminal. With `--speak OUT.wav` it also asks for the tts
-end stage and saves the spoken answer.
+end stage and saves the spoken answer. `ask --text "..."` sends a typed request as Home
+Assistant's agent does, and prints the commands the answer asks Home Assistant to run
+(nothing runs them here): home control, tried without Home Assistant.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 import wave
 from pathlib import Path
 from typing import TextIO
 
+from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop, wav_to_chunks
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
+from wyoming.handle import Handled, NotHandled
+from wyoming.intent import Intent, IntentsStart, IntentsStop
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 SAMPLES_PER_CHUNK = 1024
@@ -64,6 +70,44 @@ class _Answer:
             else:
                 return True
         return self.text_done and self.audio_done
+
+
+async def ask_text(text: str, uri: str, out: TextIO = sys.stdout) -> None:
+    """A typed request as Home Assistant's agent sends it; the answer, and its commands."""
+    context = {"conversation_id": f"ask-{uuid.uuid4().hex[:12]}"}
+    listed = False
+    try:
+        async with AsyncClient.from_uri(uri, connect_timeout=5) as client:
+            await client.write_event(Transcript(text=text, context=context).event())
+            async with asyncio.timeout(READ_TIMEOUT):
+                while (event := await client.read_event()) is not None:
+                    if Handled.is_type(event.type) or NotHandled.is_type(event.type):
+                        print(f"assistant: {event.data.get('text', '')}", file=out, flush=True)
+                        return
+                    if Error.is_type(event.type):
+                        raise AskError(Error.from_event(event).text)
+                    listed = listed or IntentsStart.is_type(event.type)
+                    if Intent.is_type(event.type):
+                        _print_intent(Intent.from_event(event), out)
+                        if not listed:
+                            return
+                    if IntentsStop.is_type(event.type):
+                        return
+    except TimeoutError:
+        raise AskError(f"the server at {uri} did not answer in time") from None
+    except OSError as err:
+        reason = err.strerror or err.__class__.__name__
+        raise AskError(f"cannot talk to the server at {uri}: {reason}") from None
+    raise AskError("the server closed the connection before the answer was complete")
+
+
+def _print_intent(intent: Intent, out: TextIO) -> None:
+    slots = " ".join(f"{e.name}={e.value}" for e in intent.entities)
+    print(f"home: {intent.name} {slots} (for Home Assistant to run)".replace("  ", " "), file=out)
+    if intent.text and "{{" in intent.text:  # HA 2026 renders it with the matched entity
+        print(f"assistant (a template Home Assistant fills in): {intent.text}", file=out)
+    elif intent.text:
+        print(f"assistant: {intent.text}", file=out, flush=True)
 
 
 async def ask(path: Path, uri: str, speak_to: Path | None, out: TextIO = sys.stdout) -> None:
