@@ -53,6 +53,7 @@ TURN_JS = """said => {
     answer: item.querySelector(".answer").textContent,
     dropped: item.querySelector(".dropped").textContent,
     client: item.closest("section").querySelector(".name").textContent,
+    did: item.querySelector(".did").hidden ? null : item.querySelector(".commands").textContent,
   } : null;
 }"""
 
@@ -110,6 +111,13 @@ async def test_the_page_shows_the_answer_while_it_streams(
         sim.scenario = Scenario(error_code="server_error")
         await ha.converse(broken)
         await until_on_page(page, broken, "t.status === 'fallback'")
+        assert (await turn_on_page(page, broken))["did"] is None
+        # A command: what was sent to Home Assistant, beside what was said.
+        command = "Turn on the kitchen light"
+        sim.scenario = Scenario()
+        await ha.ask(command)
+        await until_on_page(page, command, "t.did === 'HassTurnOn name=kitchen light'")
+        assert (await turn_on_page(page, command))["answer"] == "Turned on kitchen light."
 
         # The answer streams slowly, after a pause (so the turn's first update has no text):
         # the page must show it growing, twice, before the client has its handled-stop.
