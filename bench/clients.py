@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import time
 import uuid
 import wave
@@ -33,6 +32,8 @@ from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStop
 from wyoming.intent import Intent, IntentsStart, IntentsStop
 from wyoming.pipeline import PipelineStage, RunPipeline
+
+from wyoming_realtime_text.simulator.ha_client import TcpClientFrom, wyoming_of
 
 RATE, WIDTH, CHANNELS = 16000, 2, 1
 DIRECT_CHUNK_SECONDS = 0.020  # a satellite's / direct client's chunks (640 bytes)
@@ -74,44 +75,6 @@ def load_speech(name: str) -> Speech:
     return Speech(name, pcm, (last + 1) * WIDTH)
 
 
-class _VersionedWriter:
-    """A stream writer whose event headers name another wyoming version.
-
-    wyoming writes each event's header line with one `writelines` call; only its `version`
-    field is changed here (the framing stays wyoming's), so a client on this machine's
-    wyoming can speak as HA 2025's wyoming 1.7.
-    """
-
-    def __init__(self, writer: asyncio.StreamWriter, version: str) -> None:
-        self._writer = writer
-        self._version = version
-
-    def writelines(self, lines: Any) -> None:
-        header, *rest = lines
-        fields = json.loads(header)
-        fields["version"] = self._version
-        self._writer.writelines((json.dumps(fields, ensure_ascii=False).encode(), *rest))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._writer, name)
-
-
-class _TcpClientFrom(AsyncTcpClient):
-    """wyoming's TCP client, connecting from a given local (loopback) address; `version`:
-    the wyoming version its event headers name (None: this machine's)."""
-
-    def __init__(self, local: str, host: str, port: int, version: str | None = None) -> None:
-        super().__init__(host, port)
-        self.local = local
-        self.version = version
-
-    async def connect(self) -> None:
-        self._reader, writer = await asyncio.open_connection(
-            self.host, self.port, local_addr=(self.local, 0)
-        )
-        self._writer = _VersionedWriter(writer, self.version) if self.version else writer  # type: ignore[assignment]
-
-
 class Connection:
     """A Wyoming client connection whose events are read, and timestamped, as they arrive.
 
@@ -123,7 +86,7 @@ class Connection:
         self._client: AsyncClient = AsyncTcpClient.from_uri(uri)
         if host is not None:
             assert isinstance(self._client, AsyncTcpClient)
-            self._client = _TcpClientFrom(host, self._client.host, self._client.port, version)
+            self._client = TcpClientFrom(host, self._client.host, self._client.port, version)
         self._events: asyncio.Queue[tuple[float, Event | None]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
 
@@ -293,8 +256,6 @@ class AgentAnswer:
     text: str  # `handled`'s text, or the intents' texts joined (before HA renders them)
 
 
-# The wyoming package each Home Assistant release pins (what its event headers say).
-WYOMING_OF_HA = {(2026, 1): "1.10.2", (2025, 7): "1.7.2", (2025, 1): "1.5.4"}
 _LOOPBACK_HOSTS = itertools.count(2)  # 127.0.0.2, 127.0.0.3, ... (all of 127/8 is loopback)
 
 
@@ -334,7 +295,7 @@ class HomeAssistant:
     def wyoming_version(self) -> str | None:
         if self.version is None:
             return None
-        return next(v for release, v in WYOMING_OF_HA.items() if self.version >= release)
+        return wyoming_of(self.version)
 
     @property
     def runs_intent_lists(self) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import math
 import os
 import socket
@@ -31,6 +30,8 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event
 from wyoming.handle import Handled, NotHandled
 from wyoming.intent import Intent, IntentsStart, IntentsStop, NotRecognized
+
+from wyoming_realtime_text.simulator.ha_client import TcpClientFrom, wyoming_of
 
 FALLBACK = "Fallback: the assistant is unavailable."
 RESPONSE_TIMEOUT = 3.0
@@ -208,46 +209,6 @@ async def raw_exchange(port: int, data: bytes, seconds: float = 5.0) -> tuple[li
 _HA_HOSTS = itertools.cycle(range(2, 255))
 
 
-class _VersionedWriter:
-    """A stream writer whose event headers name another wyoming version.
-
-    wyoming writes each event's header line with one `writelines` call; only its `version`
-    field is changed here (the framing stays wyoming's), so one client can speak as HA 2025's
-    wyoming 1.7 while this machine has 1.10.
-    """
-
-    def __init__(self, writer: asyncio.StreamWriter, version: str) -> None:
-        self._writer = writer
-        self._version = version
-
-    def writelines(self, lines: Any) -> None:
-        header, *rest = lines
-        fields = json.loads(header)
-        fields["version"] = self._version
-        self._writer.writelines((json.dumps(fields, ensure_ascii=False).encode(), *rest))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._writer, name)
-
-
-class _TcpClientFrom(AsyncTcpClient):
-    """wyoming's TCP client, connecting from a given local address (as a given version)."""
-
-    def __init__(self, local: str, host: str, port: int, version: str | None = None) -> None:
-        super().__init__(host, port)
-        self.local = local
-        self.version = version
-
-    async def connect(self) -> None:
-        local = (self.local, 0)
-        self._reader, writer = await asyncio.open_connection(self.host, self.port, local_addr=local)
-        self._writer = _VersionedWriter(writer, self.version) if self.version else writer  # type: ignore[assignment]
-
-
-# The wyoming package each Home Assistant release pins (what its event headers say).
-WYOMING_OF_HA = {(2026, 1): "1.10.2", (2025, 7): "1.7.2", (2025, 1): "1.5.4"}
-
-
 @dataclass
 class AgentReply:
     """What HA's Wyoming agent made of one answer: the intents it runs, or what it speaks.
@@ -297,11 +258,11 @@ class HomeAssistant:
     def _connection(self) -> AsyncTcpClient:
         uri = urlparse(self.uri)
         assert uri.hostname is not None and uri.port is not None
-        return _TcpClientFrom(self.host, uri.hostname, uri.port, self.wyoming_version)
+        return TcpClientFrom(self.host, uri.hostname, uri.port, self.wyoming_version)
 
     @property
     def wyoming_version(self) -> str:
-        return next(v for release, v in WYOMING_OF_HA.items() if self.version >= release)
+        return wyoming_of(self.version)
 
     @property
     def runs_intent_lists(self) -> bool:

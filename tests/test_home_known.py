@@ -21,7 +21,6 @@ from ha_standin import TOKEN, HaStandIn
 from harness import (
     HomeAssistant,
     ServerProcess,
-    _TcpClientFrom,
     running_server,
     server_config,
     speech,
@@ -30,6 +29,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.pipeline import PipelineStage, RunPipeline
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimulatedSatellite
+from wyoming_realtime_text.simulator.ha_client import TcpClientFrom
 from wyoming_realtime_text.simulator.tts import SimulatedTts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -212,7 +212,7 @@ async def pipeline_tools(uri: str, host: str, sim: RealtimeSimulator) -> set[str
     """A run-pipeline client from `host` says a command; the tools its response offered."""
     before = received_count(sim)
     parsed = uri.removeprefix("tcp://").rsplit(":", 1)
-    async with _TcpClientFrom(host, parsed[0], int(parsed[1])) as client:
+    async with TcpClientFrom(host, parsed[0], int(parsed[1])) as client:
         request = RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE)
         await client.write_event(request.event())
         await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
