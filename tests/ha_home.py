@@ -85,8 +85,8 @@ def spec(request: pytest.FixtureRequest) -> HaSpec:
 def home_builds(request: pytest.FixtureRequest) -> Iterator[dict[HaSpec, Future[HaEnv]]]:
     """The selected releases' environments, built (or found) two at a time from the start.
 
-    `ha_env` builds each under a file lock: another module's builds (test_real_ha.py's)
-    wait for this one's and then find it cached.
+    Shared by every real-HA module (a session fixture: one pool for all of them); `ha_env`
+    builds each under a file lock, so a build another process started is waited for.
     """
     selected = {
         item.callspec.params["spec"]

@@ -19,26 +19,26 @@ import asyncio
 import contextlib
 import re
 import shutil
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from ha_home import (
+    at_least,
+    env,  # noqa: F401  (a fixture)
+    home_builds,  # noqa: F401  (a fixture)
+    spec,  # noqa: F401  (a fixture)
+)
 from harness import ServerProcess, free_port, running_server, server_config
 from real_ha import HaProcess
-from real_ha_env import EnvError, EnvMissing, HaEnv, HaSpec, ha_env
+from real_ha_env import HaEnv, HaSpec
 from wyoming_tap import Connection, WyomingTap
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection, SimulatedTts
 
-SPECS = [
-    HaSpec("2026.11.0", "3.14", chroot=True),
-    HaSpec("2025.12.5", "3.13.0"),
-    HaSpec("2025.4.4", "3.13.0"),
-]
 # Environment builds count toward the first test of each release; every wait inside is
 # bounded on its own (build steps, HA's boot, each command).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(2400)]
@@ -52,7 +52,6 @@ FOLLOW_UP = "And what about tomorrow?"
 TYPED = "How far away is the moon?"
 LOCAL_TIME = "What time is it?"
 LOCAL_LIGHT = "Turn on the kitchen light."
-BUILDS_AT_ONCE = 2  # environments built side by side (the machines have 2 cores)
 SETTLE_SECONDS = 0.5  # after a request, for what our server still does for it
 CHUNK_BYTES = 320  # HA's STT audio: 10 ms at 16 kHz, 16-bit mono
 
@@ -60,15 +59,6 @@ CHUNK_BYTES = 320  # HA's STT audio: 10 ms at 16 kHz, 16-bit mono
 def answer_to(text: str) -> str:
     """What the simulated model answers: one sentence, so the TTS speaks it in one piece."""
     return f"Realtime answer to {text.strip().rstrip('.?!')}."
-
-
-def at_least(spec: HaSpec, release: str) -> bool:
-    """``spec`` is HA ``release`` ("2025.7") or newer."""
-
-    def parts(version: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in version.split(".")[:2])
-
-    return parts(spec.version) >= parts(release)
 
 
 # -- the rig -----------------------------------------------------------------------------
@@ -165,41 +155,11 @@ class Rig:
         )
 
 
-@pytest.fixture(scope="module", params=SPECS, ids=lambda spec: f"ha{spec.version}")
-def spec(request: pytest.FixtureRequest) -> HaSpec:
-    return request.param
-
-
-@pytest.fixture(scope="session")
-def builds(request: pytest.FixtureRequest) -> Iterator[dict[HaSpec, Future[HaEnv]]]:
-    """The selected releases' environments, built (or found) two at a time from the start.
-
-    From nothing, each build takes minutes, mostly downloading and unpacking: the later
-    releases build while the first one's tests run.
-    """
-    selected = {
-        item.callspec.params["spec"]
-        for item in request.session.items
-        if "spec" in getattr(getattr(item, "callspec", None), "params", {})
-    }
-    with ThreadPoolExecutor(max_workers=BUILDS_AT_ONCE, thread_name_prefix="ha-env") as pool:
-        yield {spec: pool.submit(ha_env, spec) for spec in SPECS if spec in selected}
-
-
-@pytest.fixture(scope="module")
-def env(spec: HaSpec, builds: dict[HaSpec, Future[HaEnv]]) -> HaEnv:
-    """The release's environment; a build that fails is a test failure, with pip's words."""
-    try:
-        return builds[spec].result()
-    except EnvMissing as missing:
-        pytest.skip(f"{spec.label}: this machine lacks a prerequisite: {missing}")
-    except EnvError as err:
-        pytest.fail(f"cannot build {spec.label}: {err}", pytrace=False)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def rig(
-    spec: HaSpec, env: HaEnv, tmp_path_factory: pytest.TempPathFactory
+    spec: HaSpec,  # noqa: F811 - the fixture from ha_home
+    env: HaEnv,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Rig]:
     tmp = tmp_path_factory.mktemp(f"real-ha-{spec.version}")
     async with (
