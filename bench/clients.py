@@ -30,10 +30,10 @@ from wyoming.client import AsyncClient, AsyncTcpClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, HandledStop
-from wyoming.intent import Intent, IntentsStart, IntentsStop
+from wyoming.intent import Intent, IntentsStart
 from wyoming.pipeline import PipelineStage, RunPipeline
 
-from wyoming_realtime_text.simulator.ha_client import TcpClientFrom, wyoming_of
+from wyoming_realtime_text.simulator.ha_client import AgentReader, TcpClientFrom, wyoming_of
 
 RATE, WIDTH, CHANNELS = 16000, 2, 1
 DIRECT_CHUNK_SECONDS = 0.020  # a satellite's / direct client's chunks (640 bytes)
@@ -370,28 +370,17 @@ class HomeAssistant:
         async with self._connection() as conn:
             sent = await conn.write(request.event())
             first: float | None = None
-            intents: list[Intent] = []
-            listed = False
+            reader = AgentReader(self.runs_intent_lists)
             async with asyncio.timeout(TURN_TIMEOUT):
                 while True:
                     at, event = await conn.next()
                     if HandledChunk.is_type(event.type):
                         first = first or at
-                    elif IntentsStart.is_type(event.type) and self.runs_intent_lists:
-                        listed = True
-                    elif Intent.is_type(event.type):
-                        intents.append(Intent.from_event(event))
-                        if not listed:
-                            break
-                    elif IntentsStop.is_type(event.type) and listed:
-                        break
-                    elif Handled.is_type(event.type):
-                        said = Handled.from_event(event).text or ""
-                        return AgentAnswer(sent, first, at, event.type, [], said)
                     elif Error.is_type(event.type) or event.type == "not-handled":
                         raise RuntimeError(f"agent request failed: {event.type} {event.data}")
-            said = "\n".join(i.text for i in intents if i.text)
-            return AgentAnswer(sent, first, at, event.type, intents, said)
+                    if reader.take(event):
+                        break
+            return AgentAnswer(sent, first, at, event.type, reader.intents, reader.spoken)
 
     async def voice_ask(
         self, speech: Speech, conversation_id: str, device_id: str | None = None, **stt: Any

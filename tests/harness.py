@@ -29,9 +29,9 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event
 from wyoming.handle import Handled, NotHandled
-from wyoming.intent import Intent, IntentsStart, IntentsStop, NotRecognized
+from wyoming.intent import Intent
 
-from wyoming_realtime_text.simulator.ha_client import TcpClientFrom, wyoming_of
+from wyoming_realtime_text.simulator.ha_client import AgentReader, TcpClientFrom, wyoming_of
 
 FALLBACK = "Fallback: the assistant is unavailable."
 RESPONSE_TIMEOUT = 3.0
@@ -372,10 +372,7 @@ class HomeAssistant:
             if device_id and self.version >= (2026, 1):
                 context["device_id"] = device_id
         language = "en" if self.version >= (2026, 1) else None
-        intents: list[Intent] = []
-        handled: Handled | None = None
-        not_handled: NotHandled | None = None
-        listed = False
+        reader = AgentReader(self.runs_intent_lists)
         async with self._connection() as client:
             await client.write_event(
                 Transcript(text=text, language=language, context=context).event()
@@ -383,27 +380,12 @@ class HomeAssistant:
             async with asyncio.timeout(RESPONSE_TIMEOUT + 5):
                 while (event := await client.read_event()) is not None:
                     events.append(event)
-                    if event.type == "error" and self.runs_intent_lists:
-                        intents.clear()
-                        break
-                    if IntentsStart.is_type(event.type) and self.runs_intent_lists:
-                        listed = True
-                    elif Intent.is_type(event.type):
-                        intents.append(Intent.from_event(event))
-                        if not listed:
-                            break
-                    elif IntentsStop.is_type(event.type) and listed:
-                        break
-                    elif Handled.is_type(event.type):
-                        handled = Handled.from_event(event)
-                        break
-                    elif NotHandled.is_type(event.type) or NotRecognized.is_type(event.type):
-                        not_handled = NotHandled(text=event.data.get("text"))
+                    if reader.take(event):
                         break
                 else:
                     raise AssertionError(f"the server closed first: {[e.type for e in events]}")
             await linger_on(client, events, linger)
-        return AgentReply(events, intents, handled, not_handled)
+        return AgentReply(events, reader.intents, reader.handled, reader.not_handled)
 
 
 def new_conversation_id() -> str:
