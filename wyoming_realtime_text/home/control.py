@@ -112,10 +112,14 @@ class HomeControl:
             return Toolset()
         home = self.home
         domains = frozenset(e.domain for e in home.entities) if home is not None else None
-        key = (peer.device, peer.multi or home is not None, domains, id(home))
+        # What the model is told of the home changes with its entities, not their states.
+        described = (
+            tuple((e.names, e.domain, e.areas, e.floor) for e in home.entities) if home else ()
+        )
+        key = (peer.device, peer.multi or home is not None, domains, described)
         toolset = self._offers.get(key)
         if toolset is None:
-            if len(self._offers) > 16:  # old homes' entries
+            if len(self._offers) > 16:  # earlier homes' entries
                 self._offers.clear()
             offer = Offer(peer.device, key[1], domains, self._disabled)
             toolset = Toolset(tuple(offer.tools()), self._with_home(home))
