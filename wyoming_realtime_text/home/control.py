@@ -38,11 +38,11 @@ _LOGGER = logging.getLogger(__name__)
 INSTRUCTIONS = (
     "You can control the user's home through Home Assistant with the tools a request "
     "offers you. When the user asks to control a device or asks about its state, call the "
-    "matching tool right away, with the names and areas as the user said them, and say in "
-    "a few words what you are doing. Never ask for confirmation yourself: the system asks "
-    "the user when a command needs it. If a tool result says a command was not done, do "
-    "not claim it was. When no tools are offered, you cannot control devices from here: "
-    "say so."
+    "matching tool right away, with the names and areas as the user said them, without "
+    "announcing it first: the system tells the user what was done. Never ask for "
+    "confirmation yourself: the system asks the user when a command needs it. If a tool "
+    "result says a command was not done, do not claim it was. When no tools are offered, "
+    "you cannot control devices from here: say so."
 )
 HOME_HEADING = (
     "The devices in the home you may control or ask about (exposed to the assistant), "
