@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from wyoming_realtime_text.config import ConfigError, default_config_text, load_settings
+from wyoming_realtime_text.config import (
+    ConfigError,
+    default_config_text,
+    load_settings,
+    parse_settings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = {"OPENAI_API_KEY": "sk-test-123"}
@@ -177,3 +182,19 @@ def test_print_config_hides_the_key_and_loads_back(tmp_path: Path) -> None:
     settings = load_settings(dumped, env={"OPENAI_API_KEY": secret})
     assert settings.realtime.dialect == "beta"
     assert settings.realtime.url.endswith("?deployment=d&api-key=***")
+
+
+@pytest.mark.parametrize(
+    ("argv0", "hint"),
+    [
+        (".venv/bin/wyoming-realtime-text", ".venv/bin/wyoming-realtime-text --simulator"),
+        ("/x/wyoming_realtime_text/__main__.py", "python3 -m wyoming_realtime_text --simulator"),
+    ],
+)
+def test_the_no_key_line_names_the_command_as_the_user_ran_it(
+    monkeypatch: pytest.MonkeyPatch, argv0: str, hint: str
+) -> None:
+    monkeypatch.setattr("sys.argv", [argv0])
+    with pytest.raises(ConfigError) as err:
+        parse_settings({})
+    assert hint in str(err.value)

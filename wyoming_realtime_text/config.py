@@ -10,6 +10,8 @@ import dataclasses
 import difflib
 import os
 import re
+import shutil
+import sys
 import types
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,10 +29,27 @@ from .home.intents import BY_NAME
 ENV_VAR = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # A key passed in the URL (e.g. Azure's ?api-key=), hidden wherever the URL is shown.
 _SECRET_QUERY = re.compile(r"(?i)((?:api[-_]?key|key|token)=)[^&]+")
-KEY_HELP = (
-    "set it with: export OPENAI_API_KEY=sk-... "
-    "(or try the server without a key: wyoming-realtime-text --simulator)"
-)
+
+
+def key_help() -> str:
+    """How to set the key, and how to try without one, as the user ran the server."""
+    return (
+        "set it with: export OPENAI_API_KEY=sk-... "
+        f"(or try the server without a key: {invoked()} --simulator)"
+    )
+
+
+def invoked() -> str:
+    """The command the user typed for the server: `wyoming-realtime-text` when that is on
+    PATH, else the path they ran (`.venv/bin/wyoming-realtime-text`), else the module form,
+    so the hint works as written."""
+    program = sys.argv[0] if sys.argv else ""
+    name = Path(program).name
+    if name != "wyoming-realtime-text":
+        return "python3 -m wyoming_realtime_text"
+    found = shutil.which(name)
+    same = found is not None and Path(found).resolve() == Path(program).resolve()
+    return name if same else program
 
 
 class ConfigError(ValueError):
@@ -317,7 +336,7 @@ def _check(settings: Settings) -> None:
     """Cross-field and range checks that types alone cannot express."""
     rt = settings.realtime
     if not rt.api_key.strip():
-        raise ConfigError(f"realtime.api_key is not set: {KEY_HELP}")
+        raise ConfigError(f"realtime.api_key is not set: {key_help()}")
     url = urlparse(rt.url)
     if url.scheme not in ("ws", "wss") or not url.hostname:
         raise ConfigError(f"realtime.url must be a ws:// or wss:// URL, not {rt.url!r}")
