@@ -25,6 +25,10 @@ from .realtime.models import startup_warnings
 from .satellites import SatelliteHub
 
 _LOGGER = logging.getLogger("wyoming_realtime_text")
+# --simulator's model: its first words after 0.3 s, then a delta every 40 ms (2 words each),
+# about the pace of a realtime model, so streaming can be seen.
+TRIAL_FIRST_TOKEN = 0.3
+TRIAL_DELTA = 0.04
 DEFAULT_ASK_URI = "tcp://127.0.0.1:10310"
 
 
@@ -149,14 +153,7 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         _LOGGER.warning("%s", warning)
     async with contextlib.AsyncExitStack() as stack:
         if use_simulator:
-            from .simulator import RealtimeSimulator  # only for trials: never on the real path
-
-            # Bounded records: a trial may run for days.
-            simulator = await stack.enter_async_context(RealtimeSimulator(record_limit=1000))
-            settings = _with_url(settings, simulator.url)
-            _LOGGER.info(
-                "Using the built-in Realtime simulator at %s (canned answers)", simulator.url
-            )
+            settings = await _simulated(settings, stack)
         assistant = Assistant(settings)
         stack.push_async_callback(assistant.activity.close)
         assistant.start()
@@ -191,6 +188,25 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         await asyncio.gather(
             connections.shutdown(grace, signals.hurry), hub.drain(grace, signals.hurry)
         )
+
+
+async def _simulated(settings: Settings, stack: contextlib.AsyncExitStack) -> Settings:
+    """--simulator: the Realtime simulator instead of the API, and a simulated TTS when none
+    is configured, so that every path (speech included) can be tried without a key."""
+    from .simulator import RealtimeSimulator, Scenario, SimulatedTts  # trials only
+
+    # Bounded records (a trial may run for days); text paced as a model streams it, so the
+    # live page and `ask` show it arriving.
+    pace = Scenario(first_token_delay=TRIAL_FIRST_TOKEN, delta_delay=TRIAL_DELTA)
+    simulator = RealtimeSimulator(record_limit=1000, scenario=pace)
+    await stack.enter_async_context(simulator)
+    settings = _with_url(settings, simulator.url)
+    _LOGGER.info("Using the built-in Realtime simulator at %s (canned answers)", simulator.url)
+    if not settings.tts.uri:
+        tts = await stack.enter_async_context(SimulatedTts(record_limit=1000))
+        settings = dataclasses.replace(settings, tts=dataclasses.replace(settings.tts, uri=tts.uri))
+        _LOGGER.info("Using the built-in simulated TTS at %s (a tone as long as the text)", tts.uri)
+    return settings
 
 
 def _with_url(settings: Settings, url: str) -> Settings:

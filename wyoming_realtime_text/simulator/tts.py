@@ -178,8 +178,11 @@ class SimulatedTts(WyomingPeer):
         faults: Mapping[int, Fault] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        record_limit: int | None = None,
     ) -> None:
         super().__init__(host, port)
+        # Records kept at most (None: all, for tests); a trial run may last for days.
+        self.record_limit = record_limit
         self.streaming = streaming
         self.rate, self.width, self.channels = rate, width, channels
         self.seconds_per_char = seconds_per_char
@@ -224,6 +227,8 @@ class SimulatedTts(WyomingPeer):
     def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> PeerHandler:
         connection = TtsConnection()
         self.connection_log.append(connection)
+        if self.record_limit is not None and len(self.connection_log) > self.record_limit:
+            self.connection_log = [c for c in self.connection_log if c.open]
         return _TtsHandler(self, connection, reader, writer)
 
     def text_arrived(self) -> None:
@@ -290,6 +295,9 @@ class _TtsHandler(PeerHandler):
         tts = self.peer
         tts.received.append(event)
         self.connection.received.append(event)
+        if tts.record_limit is not None and len(tts.received) > tts.record_limit:
+            del tts.received[: -tts.record_limit], tts.synthesized[: -tts.record_limit]
+            del self.connection.received[: -tts.record_limit]
         if Describe.is_type(event.type):
             await self.write_event(tts.info().event())
             return True
