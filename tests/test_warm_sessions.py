@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -11,6 +12,7 @@ import pytest_asyncio
 from sim_client import assert_sdk_valid
 from test_conversations import settings_for, speak
 
+from wyoming_realtime_text.config import SatelliteSettings
 from wyoming_realtime_text.conversations import Assistant
 from wyoming_realtime_text.realtime import pool
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection
@@ -170,3 +172,22 @@ async def test_a_refused_key_does_not_keep_the_warm_pool_retrying(
             assert sim.handshakes == 4, "the turn's own try, and one more for its pool"
         finally:
             await assistant.close()
+
+
+@pytest.mark.parametrize("satellites", [0, 2])
+async def test_warm_sessions_is_the_number_of_spares_at_idle(
+    sim: RealtimeSimulator, satellites: int
+) -> None:
+    """The README's meaning: `warm_sessions` spares for each kind of turn (Home Assistant's;
+    streamed), plus one per satellite served here; nothing more while nobody speaks."""
+    raw = settings_for(sim, warm_sessions=None)
+    links = [SatelliteSettings(uri=f"tcp://127.0.0.1:{10700 + n}") for n in range(satellites)]
+    assistant = Assistant(dataclasses.replace(raw, satellites=links))
+    assistant.start()
+    try:
+        await until(lambda: sim.handshakes == 2 + satellites, "the spares")
+        await asyncio.sleep(0.3)
+        assert sim.handshakes == 2 + satellites
+        assert [p.ready for p in assistant.pools.values()] == [1, 1 + satellites]
+    finally:
+        await assistant.close()

@@ -205,7 +205,8 @@ class Assistant:
             False: SessionPool(realtime, warm, dialect=dialect, languages=languages),
             True: SessionPool(
                 realtime,
-                # Streamed turns (satellites, run-pipeline clients): one per satellite more.
+                # Streamed turns (direct clients, satellites): as many, and one more per
+                # satellite served here (README: realtime.warm_sessions).
                 warm + len(settings.satellites) if warm else 0,
                 turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
                 dialect=dialect,

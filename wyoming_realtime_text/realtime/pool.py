@@ -20,6 +20,7 @@ from .events import RealtimeError
 from .session import DialectChoice, RealtimeSession
 
 _LOGGER = logging.getLogger(__name__)
+_REFUSALS: set[str] = set()  # refusals of the key already warned about
 
 # The API's session length limits; a session older than this minus the margin is retired.
 MAX_SESSION_SECONDS = {"beta": 30 * 60.0, "ga": 60 * 60.0}
@@ -108,7 +109,10 @@ class SessionPool:
                     await session.open()
                 except RealtimeError as err:
                     if err.fatal:  # the key or account is refused: retrying would only repeat it
-                        _LOGGER.warning(
+                        level = logging.DEBUG if err.message in _REFUSALS else logging.WARNING
+                        _REFUSALS.add(err.message)  # one warning per refusal, not per pool
+                        _LOGGER.log(
+                            level,
                             "Cannot open a warm session: %s; trying again when one is taken",
                             err.message,
                         )
