@@ -18,7 +18,9 @@ RUN python -m venv /opt/venv \
 
 # Run stage: the slim image with the virtual environment only, as an unprivileged user.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH
+# WEB_HOST: the live page listens on every interface of the container; the published port
+# (-p 10311:10311, or none) decides who reaches it.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH WEB_HOST=0.0.0.0
 COPY --from=build /opt/venv /opt/venv
 RUN useradd --system --no-create-home --uid 10310 wyoming
 

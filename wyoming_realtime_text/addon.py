@@ -149,6 +149,9 @@ def prepare(options: dict[str, Any], config_path: Path) -> list[str]:
     config = config_from_options(options)
     if "api_key" not in config.get("realtime", {}):
         raise ConfigError(KEY_MISSING)
+    # The live page is reached through HA's ingress (behind its login), from the
+    # Supervisor's network: it listens on the container's interfaces.
+    config.setdefault("web", {})["host"] = "0.0.0.0"
     if os.environ.get("SUPERVISOR_TOKEN") and options.get("home_control") is not False:
         config["homeassistant"] = dict(SUPERVISOR_CORE)  # knowing the home: names, areas
     write_config(config, config_path)

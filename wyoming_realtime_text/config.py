@@ -147,7 +147,7 @@ class HomeAssistantSettings:
 @dataclass(frozen=True)
 class WebSettings:
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     port: int = 10311
 
 
