@@ -53,7 +53,8 @@ TURN_JS = """said => {
     answer: item.querySelector(".answer").textContent,
     dropped: item.querySelector(".dropped").textContent,
     client: item.closest("section").querySelector(".name").textContent,
-    did: item.querySelector(".did").hidden ? null : item.querySelector(".commands").textContent,
+    did: getComputedStyle(item.querySelector(".did")).display === "none"
+      ? null : item.querySelector(".commands").textContent,
   } : null;
 }"""
 
@@ -162,6 +163,10 @@ async def test_the_page_shows_the_answer_while_it_streams(
         assert await stop_server(web.server) == 0, web.server.log()
         assert loop.time() - started < 2.0, "0.3 s here; 4 s when the stream holds it up"
         await page.wait_for_selector("body[data-live='no']", timeout=5_000)
+        health = await page.text_content("#health")
+        assert health is not None and "reachable" not in health and "unknown" in health
+        await asyncio.sleep(5.5)  # a health check's tick later, still not "reachable"
+        assert "reachable" not in (await page.text_content("#health") or "")
     finally:
         await page.close()
         if web.server.process.returncode is None:
