@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from wyoming_realtime_text.config import RealtimeSettings
 from wyoming_realtime_text.realtime.dialect import BETA, GA, parse
 from wyoming_realtime_text.realtime.events import (
@@ -12,7 +14,9 @@ from wyoming_realtime_text.realtime.events import (
     SessionUpdated,
     TextDelta,
     UpstreamError,
+    Usage,
 )
+from wyoming_realtime_text.realtime.models import estimated_cost
 
 
 def settings(**changes: object) -> RealtimeSettings:
@@ -126,3 +130,31 @@ def test_parse_error_and_fatality() -> None:
     assert error == UpstreamError("invalid_api_key", "bad")
     assert error.fatal
     assert not UpstreamError("rate_limit_exceeded", "").fatal
+
+
+def test_response_done_usage_is_read_by_kind() -> None:
+    usage = {
+        "total_tokens": 190,
+        "input_tokens": 150,
+        "output_tokens": 40,
+        "input_token_details": {"text_tokens": 50, "audio_tokens": 100, "cached_tokens": 30},
+        "output_token_details": {"text_tokens": 35, "audio_tokens": 5},
+    }
+    event = parse({"type": "response.done", "response": {"id": "r", "usage": usage}})
+    assert isinstance(event, ResponseDone)
+    assert event.usage == Usage(
+        input_text=50, input_audio=100, input_cached=30, output_text=35, output_audio=5
+    )
+    totals = {"input_tokens": 12, "output_tokens": 3}  # a compatible server's, no details
+    event = parse({"type": "response.done", "response": {"id": "r", "usage": totals}})
+    assert isinstance(event, ResponseDone) and event.usage == Usage(input_text=12, output_text=3)
+    event = parse({"type": "response.done", "response": {"id": "r"}})
+    assert isinstance(event, ResponseDone) and event.usage is None
+
+
+def test_a_turns_cost_is_estimated_at_list_prices() -> None:
+    million = Usage(input_text=1_000_000, input_audio=1_000_000, output_text=1_000_000)
+    assert estimated_cost("gpt-realtime-2.1-mini", million) == pytest.approx(0.60 + 10 + 2.40)
+    assert estimated_cost("gpt-realtime-2.1-2026-10-01", million) == pytest.approx(4 + 32 + 24)
+    assert estimated_cost("my-azure-deployment", million) is None
+    assert estimated_cost("gpt-realtime-2.1-mini", None) is None

@@ -117,6 +117,36 @@ async def test_metrics_count_a_turn_that_came_with_audio(
 
 
 @asyncio_test
+async def test_tokens_are_counted_by_kind_and_each_turn_shows_its_cost(
+    sim: RealtimeSimulator, observed: Observed
+) -> None:
+    """response.done's usage: /metrics by kind, the page per turn with its estimated cost."""
+    before = await observed.metrics()
+    said = unique("How far away is the moon")
+    sim.scenario = Scenario(reply="About 384,000 km.")
+    ha = HomeAssistant(observed.server.uri)
+    await ha.converse(said, conversation_id=uuid.uuid4().hex)
+    after = await after_outcome(observed, before, "completed")
+    billed = {
+        kind: growth(before, after, "tokens_total", kind=kind)
+        for kind in ("input_text", "input_audio", "output_text", "output_audio")
+    }
+    connection = sim.connections[-1]
+    (done,) = [e for e in connection.sent if e["type"] == "response.done"][-1:]
+    usage = done["response"]["usage"]
+    assert billed["output_text"] == usage["output_token_details"]["text_tokens"] > 0
+    assert billed["input_text"] == usage["input_token_details"]["text_tokens"] > 0
+    assert billed["output_audio"] == 0 and billed["input_audio"] == 0  # typed, text only
+    _, body = await observed.get("/api/activity")
+    (turn,) = [t for t in json.loads(body)["turns"] if t["transcript"] == said]
+    shown = turn["usage"]
+    assert (shown["input"], shown["output"]) == (billed["input_text"], billed["output_text"])
+    # gpt-realtime-2.1-mini's list prices: $0.60 per 1M text tokens in, $2.40 out.
+    expected = (billed["input_text"] * 0.60 + billed["output_text"] * 2.40) / 1e6
+    assert shown["cost"] == pytest.approx(expected)
+
+
+@asyncio_test
 async def test_metrics_count_a_fallback_and_the_error_code(
     sim: RealtimeSimulator, observed: Observed
 ) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .realtime.models import estimated_cost
 from .stream import TextStream
 from .turn import UNCLAIMED, Outcome, Turn
 
@@ -40,6 +41,21 @@ STATUS = {
 
 
 DECIDED_SECONDS = 5.0  # from a turn's end to the commands sent for it (milliseconds, really)
+
+
+def usage_of(turn: Turn, model: str) -> dict[str, Any] | None:
+    """A turn's billed tokens and their estimated cost, as the page shows them (None: the
+    API reported no usage)."""
+    usage = turn.usage
+    if usage is None:
+        return None
+    return {
+        "input": usage.input_text + usage.input_audio,
+        "input_audio": usage.input_audio,
+        "output": usage.output_text + usage.output_audio,
+        "output_audio": usage.output_audio,
+        "cost": estimated_cost(model, usage),
+    }
 
 
 def client_name(label: str) -> str:
@@ -81,11 +97,14 @@ class TurnRecord:
     seconds: float | None = None
     first_text: float | None = None
     commands: list[str] = field(default_factory=list)
+    model: str = ""  # for the cost estimate
+    usage: dict[str, Any] | None = None
 
     def finish(self, turn: Turn) -> None:
         """Keep the text and how it ended; let the Turn go."""
         self.transcript, self.answer = turn.transcript.text, _told(turn).strip()
         self.commands = list(turn.commands)
+        self.usage = usage_of(turn, self.model)
         self.status = STATUS[turn.ending]
         self.reason, self.dropped = turn.reason, turn.audio_deltas_dropped
         self.seconds = time.monotonic() - self.began
@@ -106,6 +125,7 @@ class TurnRecord:
             "seconds": self.seconds,
             "first_text": self.first_text,
             "commands": list(turn.commands) if turn else self.commands,
+            "usage": usage_of(turn, self.model) if turn else self.usage,
         }
 
 
@@ -152,8 +172,9 @@ class Subscription:
 class Activity:
     """Clients, their recent turns, and subscribers to changes."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, model: str = "") -> None:
         self.enabled = enabled
+        self.model = model  # the Realtime model, for the turns' cost estimates
         self.clients: dict[str, Client] = {}
         self.on_end: list[Callable[[Turn], None]] = []
         self._records: OrderedDict[int, TurnRecord] = OrderedDict()  # oldest first
@@ -181,7 +202,7 @@ class Activity:
         if not self.enabled or turn in self._live or turn.finished:
             return
         client = self._client(client_name(label), satellite=False)
-        record = TurnRecord(next(self._ids), client.name, turn)
+        record = TurnRecord(next(self._ids), client.name, turn, model=self.model)
         self._live[turn] = record
         self._records[record.id] = record
         client.turns.append(record)

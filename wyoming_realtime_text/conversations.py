@@ -185,7 +185,8 @@ class Assistant:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.activity = Activity(settings.web.enabled)  # where its clients report turns
+        # Where its clients report turns (with the model, for the turns' cost estimates).
+        self.activity = Activity(settings.web.enabled, settings.realtime.model)
         self.home = HomeControl(settings)
         realtime = dataclasses.replace(
             settings.realtime, instructions=self.home.instructions(settings.realtime.instructions)

@@ -29,6 +29,9 @@ FIRST_TEXT_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 3
 disable_created_metrics()  # a `_created` twin of every counter only doubles what is scraped
 
 
+TOKEN_KINDS = ("input_text", "input_audio", "input_cached", "output_text", "output_audio")
+
+
 class Metrics:
     """The server's metrics; `render()` is the /metrics body."""
 
@@ -54,6 +57,15 @@ class Metrics:
             buckets=FIRST_TEXT_BUCKETS,
             registry=self.registry,
         )
+        self.tokens = Counter(
+            f"{PREFIX}_tokens",
+            "Tokens the Realtime API billed for turns, by kind (from response.done usage; "
+            "output_audio stays 0 while it keeps to text only)",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in TOKEN_KINDS:
+            self.tokens.labels(kind)
         self.registry.register(_LiveState(activity, upstream))
         activity.on_end.append(self.turn_ended)
 
@@ -61,6 +73,10 @@ class Metrics:
         self.turns.labels(turn.ending).inc()
         if dropped := turn.audio_deltas_dropped:
             self.audio_deltas_dropped.inc(dropped)
+        if turn.usage is not None:
+            for kind, count in zip(TOKEN_KINDS, turn.usage.counts(), strict=True):
+                if count:
+                    self.tokens.labels(kind).inc(count)
         delay = first_text_delay(turn)
         if delay is not None and turn.typed_text is None:
             self.first_text.observe(delay)

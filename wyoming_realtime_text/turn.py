@@ -45,6 +45,7 @@ from .realtime.events import (
     TextDelta,
     TextDone,
     UpstreamError,
+    Usage,
 )
 from .realtime.retry import Remedy, RetryBudget, remedy
 from .realtime.session import RealtimeSession
@@ -127,6 +128,7 @@ class Turn:
         self.commands: list[str] = []  # the commands sent for it, as the page shows them
         self.spoken: str | None = None  # what was said instead of the answer's text
         self.decided = asyncio.Event()  # ... and the commands are known
+        self.usage: Usage | None = None  # tokens its responses billed (response.done)
         self.respond = respond
         self.typed_text = text
         self.transcript = TextStream()
@@ -489,6 +491,8 @@ class Turn:
         self._response_active = False
         self.item_ids = event.item_ids
         self.calls = event.calls
+        if event.usage is not None:  # every attempt's responses were billed
+            self.usage = event.usage if self.usage is None else self.usage + event.usage
         self.answer.push(self._filter.flush())
         if not self.answer.text.strip() and event.text:
             self.answer.push(strip_control_tokens(event.text))

@@ -28,6 +28,7 @@ from .events import (
     TextDelta,
     TextDone,
     UpstreamError,
+    Usage,
 )
 from .models import takes_languages, takes_reasoning
 
@@ -271,6 +272,27 @@ def _response_done(response: dict[str, Any]) -> ResponseDone:
         error=str(error.get("message") or code) if error else None,
         error_code=str(code) if code else None,
         calls=tuple(calls),
+        usage=_usage(response.get("usage")),
+    )
+
+
+def _usage(raw: Any) -> Usage | None:
+    """response.done's usage; None when the server sent none (or not an object)."""
+    if not isinstance(raw, dict):
+        return None
+    into, out = raw.get("input_token_details") or {}, raw.get("output_token_details") or {}
+
+    def count(details: Any, key: str) -> int:
+        value = details.get(key) if isinstance(details, dict) else None
+        return value if isinstance(value, int) and value >= 0 else 0
+
+    # Without the details, the totals: input as text, output as text (what we asked for).
+    return Usage(
+        input_text=count(into, "text_tokens") if into else count(raw, "input_tokens"),
+        input_audio=count(into, "audio_tokens"),
+        input_cached=count(into, "cached_tokens"),
+        output_text=count(out, "text_tokens") if out else count(raw, "output_tokens"),
+        output_audio=count(out, "audio_tokens"),
     )
 
 

@@ -97,6 +97,29 @@ class FunctionCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a response billed, from its `response.done` (both dialects spell them alike)."""
+
+    input_text: int = 0
+    input_audio: int = 0
+    input_cached: int = 0  # of the input, read from the API's cache
+    output_text: int = 0
+    output_audio: int = 0  # asked for text only: should stay 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(self.counts(), other.counts(), strict=True)))
+
+    def counts(self) -> tuple[int, ...]:
+        return (
+            self.input_text,
+            self.input_audio,
+            self.input_cached,
+            self.output_text,
+            self.output_audio,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseDone:
     """End of a response; `text` is what its output items carried (text or audio transcript)."""
 
@@ -108,6 +131,7 @@ class ResponseDone:
     error: str | None = None  # status failed: status_details.error's message
     error_code: str | None = None  # ... and its code (e.g. rate_limit_exceeded)
     calls: tuple[FunctionCall, ...] = ()  # its function_call items, in order
+    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from ..config import RealtimeSettings
+from .events import Usage
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,43 @@ def _shutdown_warning(key: str, name: str, today: datetime.date) -> str:
         f"{key} {name!r} {when} {shutdown.on.isoformat()} (OpenAI's announced shutdown); "
         f"use {shutdown.use_instead} instead"
     )
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per 1M tokens (OpenAI's list, December 2026; README "Choosing a model")."""
+
+    audio_in: float
+    text_in: float
+    text_out: float
+    audio_out: float
+
+
+# Exact names and their dated snapshots; any other model (Azure deployments, compatible
+# servers, older models) has no estimate.
+PRICES = {
+    "gpt-realtime-2.1-mini": Price(audio_in=10.0, text_in=0.60, text_out=2.40, audio_out=20.0),
+    "gpt-realtime-2.1": Price(audio_in=32.0, text_in=4.0, text_out=24.0, audio_out=64.0),
+}
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def price_of(model: str) -> Price | None:
+    return PRICES.get(_DATED.sub("", model))
+
+
+def estimated_cost(model: str, usage: Usage | None) -> float | None:
+    """What a turn's tokens cost at list prices, in dollars (None: unknown model or usage).
+
+    Cached input is counted at the full input price: an upper bound.
+    """
+    price = price_of(model)
+    if price is None or usage is None:
+        return None
+    dollars = (
+        usage.input_text * price.text_in
+        + usage.input_audio * price.audio_in
+        + usage.output_text * price.text_out
+        + usage.output_audio * price.audio_out
+    )
+    return dollars / 1_000_000
