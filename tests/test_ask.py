@@ -24,6 +24,7 @@ from harness import (
     server_config,
 )
 
+from wyoming_realtime_text.config import Settings
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
 from wyoming_realtime_text.simulator.server import SimConnection
 
@@ -232,6 +233,23 @@ async def test_exit_3_when_the_answer_is_the_fallback(
     assert text_code == 3, text_err
     assert text_out == [f"assistant: {FALLBACK}"]
     assert len(text_err) == 1 and "fallback" in text_err[0]
+
+
+async def test_exit_3_when_the_key_is_refused(sim: RealtimeSimulator, tmp_path: Path) -> None:
+    """The key_error_text is a fallback too (a server of its own: the refusal is remembered)."""
+    recording = tmp_path / "q.wav"
+    recording.write_bytes(wav_file(Kind("pcm16")))
+    key_error = Settings().key_error_text
+    async with running_server(tmp_path, server_config(sim.url, "ga")) as refused:
+        sim.scenario = Scenario(reject_handshake=401)
+        try:
+            code, out, err = await run_ask("ask", "--text", "Hello", "--uri", refused.uri)
+            speech_code, speech_out, _ = await run_ask("ask", str(recording), "--uri", refused.uri)
+        finally:
+            sim.scenario = Scenario()
+    assert (code, out) == (3, [f"assistant: {key_error}"]), err
+    assert err == ["error: the answer is the server's fallback text (http_401)"]
+    assert speech_code == 3 and speech_out[-1] == f"assistant: {key_error}"
 
 
 async def test_exit_0_for_an_answer_that_merely_resembles_the_fallback(
