@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, logs
-from .ask import AskError, ask, ask_text
+from .ask import (
+    EXIT_ANSWER,
+    EXIT_ERROR,
+    EXIT_FALLBACK,
+    EXIT_USAGE,
+    AskError,
+    ask,
+    ask_text,
+    uri_problem,
+)
 from .config import ConfigError, Settings, dump_settings, load_settings, redact_url
 from .conversations import Assistant
 from .discovery import DEFAULT_NAME, Announcer
@@ -68,10 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", metavar="{ask}")
     ask_parser = commands.add_parser(
-        "ask", help="send a WAV recording as one utterance; print the answer as it streams"
+        "ask",
+        help="send a WAV recording as one utterance; print the answer as it streams",
+        description="Be a client of a running server: send a recording (or typed text) and "
+        "print the answer as it streams.",
+        epilog=f"Exit codes: {EXIT_ANSWER} an answer; {EXIT_ERROR} an error (no server, a file "
+        f"that is not a WAV, an error from the server); {EXIT_USAGE} a usage error; "
+        f"{EXIT_FALLBACK} the server's fallback answer (the Realtime API failed or refused the "
+        "key) or not-handled. --uri may also come before ask.",
     )
     ask_parser.add_argument(
-        "wav", type=Path, nargs="?", help="the recording (any WAV: rate, width, channels)"
+        "wav",
+        type=Path,
+        nargs="?",
+        help="the recording: any WAV (PCM 8/16/24/32-bit or float, extensible too, any rate "
+        "and channels); - reads it from stdin",
     )
     ask_parser.add_argument(
         "--text",
@@ -83,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--uri",
         dest="ask_uri",
         metavar="URI",
-        default=DEFAULT_ASK_URI,
         help=f"the server (default {DEFAULT_ASK_URI})",
     )
     ask_parser.add_argument(
@@ -92,20 +111,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Server flags that mean nothing to `ask` (given before it, they would be ignored silently).
+_SERVER_ONLY = {"config": "--config", "simulator": "--simulator", "zeroconf": "--zeroconf"}
+
+
 def run_ask(args: argparse.Namespace) -> int:
-    """The `ask` command: errors are one line, exit 1."""
+    """The `ask` command: errors are one line; the exit codes are in `ask --help`."""
+    usage = [
+        flag for dest, flag in _SERVER_ONLY.items() if getattr(args, dest) not in (None, False)
+    ]
+    if args.print_config:
+        usage.append("--print-config")
+    if usage:
+        verb = "is" if len(usage) == 1 else "are"
+        print(f"error: {', '.join(usage)} {verb} for the server, not ask", file=sys.stderr)
+        return EXIT_USAGE
     if (args.wav is None) == (args.text is None):
         print("error: ask needs a WAV recording or --text, one of the two", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
+    if args.text is not None and not args.text.strip():
+        print("error: ask --text needs some text", file=sys.stderr)
+        return EXIT_USAGE
+    uri = args.ask_uri or args.uri or DEFAULT_ASK_URI  # `--uri` after ask, or before it
+    if (problem := uri_problem(uri)) is not None:
+        print(f"error: --uri {uri}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.text is not None:
-            asyncio.run(ask_text(args.text, args.ask_uri))
+            asyncio.run(ask_text(args.text, uri))
         else:
-            asyncio.run(ask(args.wav, args.ask_uri, args.speak))
-    except (AskError, ValueError) as err:
+            asyncio.run(ask(args.wav, uri, args.speak))
+    except AskError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return err.exit_code
+    return EXIT_ANSWER
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,11 @@ quick way to try a set-up from a terminal. With `--speak OUT.wav` it also asks f
 end stage and saves the spoken answer. `ask --text "..."` sends a typed request as Home
 Assistant's agent does, and prints the commands the answer asks Home Assistant to run
 (nothing runs them here): home control, tried without Home Assistant.
+
+Exit codes, for scripts: 0 an answer; 1 an error (no server, an unreadable file, an `error`
+event); 2 a usage error; 3 the server's fallback answer (`handled` marked `fallback`: the
+Realtime API failed or refused the key) or `not-handled`. The connection's conversation ends
+when `ask` disconnects, so nothing is left open on the server.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from wyoming.asr import Transcript
-from wyoming.audio import AudioChunk, AudioStart, AudioStop, wav_to_chunks
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
@@ -25,12 +30,44 @@ from wyoming.handle import Handled, NotHandled
 from wyoming.intent import Intent, IntentsStart, IntentsStop
 from wyoming.pipeline import PipelineStage, RunPipeline
 
+from .wavfile import WavError, read_wav
+
 SAMPLES_PER_CHUNK = 1024
 READ_TIMEOUT = 120.0
+EXIT_ANSWER, EXIT_ERROR, EXIT_USAGE, EXIT_FALLBACK = 0, 1, 2, 3
+STDIN = "-"
 
 
 class AskError(Exception):
-    """One line for the user; the command exits 1."""
+    """One line for the user; the command exits `exit_code`."""
+
+    exit_code = EXIT_ERROR
+
+
+class FallbackAnswer(AskError):
+    """The answer printed is the server's fallback, not the model's: exit 3."""
+
+    exit_code = EXIT_FALLBACK
+
+
+def uri_problem(uri: str) -> str | None:
+    """Why `uri` names no server `ask` can connect to (a usage error), or None."""
+    try:
+        AsyncClient.from_uri(uri)  # parses it; connects nothing
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _fallback(event: Event) -> FallbackAnswer | None:
+    """A `handled` the server marks as its fallback text, or a `not-handled`."""
+    if NotHandled.is_type(event.type):
+        return FallbackAnswer("the server did not handle the request (not-handled)")
+    if Handled.is_type(event.type) and event.data.get("fallback"):
+        reason = event.data.get("fallback_reason")
+        because = f" ({reason})" if reason else ""
+        return FallbackAnswer(f"the answer is the server's fallback text{because}")
+    return None
 
 
 class _Answer:
@@ -44,6 +81,7 @@ class _Answer:
         self.audio_format: AudioStart | None = None
         self.text_done = False
         self.audio_done = not speak
+        self.fallback: FallbackAnswer | None = None
 
     def take(self, event: Event) -> bool:
         """Handle one event; True when nothing more is expected."""
@@ -53,6 +91,8 @@ class _Answer:
             print("assistant: ", end="", file=self.out, flush=True)
         elif event.type == "handled-chunk":
             print(event.data.get("text", ""), end="", file=self.out, flush=True)
+        elif Handled.is_type(event.type):
+            self.fallback = _fallback(event)
         elif event.type == "handled-stop":
             print(file=self.out, flush=True)
             self.text_done = True
@@ -83,6 +123,8 @@ async def ask_text(text: str, uri: str, out: TextIO = sys.stdout) -> None:
                 while (event := await client.read_event()) is not None:
                     if Handled.is_type(event.type) or NotHandled.is_type(event.type):
                         print(f"assistant: {event.data.get('text', '')}", file=out, flush=True)
+                        if (fallback := _fallback(event)) is not None:
+                            raise fallback
                         return
                     if Error.is_type(event.type):
                         raise AskError(Error.from_event(event).text)
@@ -110,20 +152,34 @@ def _print_intent(intent: Intent, out: TextIO) -> None:
         print(f"assistant: {intent.text}", file=out, flush=True)
 
 
+def load(path: Path) -> list[Event]:
+    """The recording (`-`: read from stdin) as audio-start, audio-chunk*, audio-stop."""
+    stdin = str(path) == STDIN
+    name = "stdin" if stdin else str(path)
+    try:
+        data = sys.stdin.buffer.read() if stdin else path.read_bytes()
+        recording = read_wav(data)
+    except OSError as err:
+        raise AskError(f"cannot read {name}: {err.strerror or err}") from None
+    except WavError as err:
+        raise AskError(f"cannot read {name} as a WAV file: {err}") from None
+    fmt = {"rate": recording.rate, "width": 2, "channels": 1}
+    step = SAMPLES_PER_CHUNK * 2
+    pcm = recording.pcm
+    chunks = [AudioChunk(audio=pcm[i : i + step], **fmt) for i in range(0, len(pcm), step)]
+    return [AudioStart(**fmt).event(), *(c.event() for c in chunks), AudioStop().event()]
+
+
 async def ask(path: Path, uri: str, speak_to: Path | None, out: TextIO = sys.stdout) -> None:
     """Send the recording as one utterance; print the transcript and the streaming answer."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            chunks = list(wav_to_chunks(wav, SAMPLES_PER_CHUNK, start_event=True, stop_event=True))
-    except (OSError, wave.Error, EOFError) as err:
-        raise AskError(f"cannot read {path} as a WAV file: {err}") from None
+    events = load(path)
     answer = _Answer(out, speak=speak_to is not None)
     end_stage = PipelineStage.TTS if speak_to else PipelineStage.HANDLE
     try:
         async with AsyncClient.from_uri(uri, connect_timeout=5) as client:
             await client.write_event(RunPipeline(PipelineStage.ASR, end_stage).event())
-            for chunk in chunks:
-                await client.write_event(chunk.event())
+            for event in events:
+                await client.write_event(event)
             async with asyncio.timeout(READ_TIMEOUT):
                 while (event := await client.read_event()) is not None:
                     if answer.take(event):
@@ -145,3 +201,5 @@ async def ask(path: Path, uri: str, speak_to: Path | None, out: TextIO = sys.std
         raise AskError("; ".join(answer.errors))
     if not answer.text_done:
         raise AskError("the server closed the connection before the answer was complete")
+    if answer.fallback is not None:
+        raise answer.fallback

@@ -359,6 +359,17 @@ class Assistant:
             self._adopt(conversation_id, conversation)
         self._spawn(conversation.remember(turn))
 
+    def end_conversation(self, conversation_id: str) -> None:
+        """Its only client has left (a direct client's connection): close it, session and
+        all, now rather than after `idle_seconds`, since nobody can continue it.
+
+        Not for Home Assistant's conversation ids (HA connects once per request) nor a
+        satellite's (kept across its reconnections): those are only swept when idle.
+        """
+        conversation = self.conversations.pop(conversation_id, None)
+        if conversation is not None:
+            self._spawn(conversation.close())
+
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -92,6 +92,9 @@ class RealtimeTextHandler(GuardedHandler):
     async def disconnect(self) -> None:
         self.assistant.activity.disconnected(self.client)
         await self.voice.close()
+        # The connection's own conversation (its run-pipeline turns) ends with it; agent
+        # requests carry Home Assistant's conversation ids, which outlive the connection.
+        self.assistant.end_conversation(self.voice.conversation_id)
 
     def streaming(self) -> bool:
         return self.voice.streaming

@@ -364,6 +364,10 @@ async def send_answer(
     """handled-start, handled-chunk* as the answer streams, handled (what HA speaks), stop.
 
     `ending`: other final events for a turn that called tools (`HomeControl.answer`).
+
+    A fallback answer's `handled` also says so (`fallback: true`, `fallback_reason`), for a
+    client to tell it from the model's (`ask` exits 3); readers of `handled` (Home
+    Assistant's `Handled.from_event`) take its text and context only.
     """
     await write(HandledStart(context=context).event())
     async for part in turn.answer.follow():
@@ -373,6 +377,10 @@ async def send_answer(
         events = [Handled(text=turn.answer.text.strip(), context=context).event()]
         events.append(HandledStop().event())
     for event in events:
+        if turn.outcome is Outcome.FALLBACK and Handled.is_type(event.type):
+            event.data["fallback"] = True
+            if turn.reason:
+                event.data["fallback_reason"] = turn.reason
         await write(event)
 
 
