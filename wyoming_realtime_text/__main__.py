@@ -24,7 +24,16 @@ from .ask import (
     ask_text,
     uri_problem,
 )
-from .config import ConfigError, Settings, dump_settings, load_settings, redact_url
+from .cli import CANNOT_START, USAGE, OneLineParser, reason
+from .config import (
+    ConfigError,
+    Settings,
+    check_uri,
+    dump_settings,
+    key_help,
+    load_settings,
+    redact_url,
+)
 from .conversations import Assistant
 from .discovery import DEFAULT_NAME, Announcer
 from .handler import handler_factory
@@ -39,10 +48,16 @@ _LOGGER = logging.getLogger("wyoming_realtime_text")
 TRIAL_FIRST_TOKEN = 0.3
 TRIAL_DELTA = 0.04
 DEFAULT_ASK_URI = "tcp://127.0.0.1:10310"
+# What --print-config shows as realtime.url with --simulator: the port is chosen at start.
+SIMULATOR_URL = "ws://127.0.0.1:PORT/v1/realtime (the built-in simulator; PORT chosen at start)"
+
+
+class CannotListen(Exception):
+    """The server's address cannot be listened on (e.g. the port is in use): the reason."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="wyoming-realtime-text",
         description="Wyoming STT and conversation agent backed by a text-only OpenAI Realtime "
         "session; your own TTS does the speaking.",
@@ -151,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "ask":
         return run_ask(args)
+    try:
+        logs.check_format(args.log_format)
+        if args.uri:
+            check_uri("--uri", args.uri)
+    except ValueError as err:  # ConfigError included
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE
     logs.configure(args.debug, args.log_format)
     overrides: dict[str, dict[str, Any]] = {}
     server: dict[str, Any] = overrides.setdefault("server", {})
@@ -165,22 +187,30 @@ def main(argv: list[str] | None = None) -> int:
         key = f"sim-{secrets.token_hex(8)}"
         overrides["realtime"] = {"url": "ws://127.0.0.1:1/v1/realtime", "api_key": key}
     try:
-        settings = load_settings(args.config, overrides=overrides)
+        settings = load_settings(args.config, overrides=overrides, need_key=not args.print_config)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return USAGE
     if args.print_config:
-        print(dump_settings(settings), end="")
-        return 0
+        return print_config(settings, use_simulator=args.simulator)
     redact_secret(settings.realtime.api_key)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(settings, use_simulator=args.simulator))
-    except OSError as err:
-        print(
-            f"error: cannot serve on {settings.server.uri}: {err.strerror or err}", file=sys.stderr
-        )
-        return 1
+    except CannotListen as err:
+        where = "--uri" if args.uri else "server.uri"
+        print(f"error: cannot listen on {settings.server.uri} ({where}): {err}", file=sys.stderr)
+        return CANNOT_START
+    return 0
+
+
+def print_config(settings: Settings, *, use_simulator: bool) -> int:
+    """--print-config: the effective config on stdout; a missing key is said on stderr."""
+    if use_simulator:
+        settings = _with_url(settings, SIMULATOR_URL)
+    print(dump_settings(settings), end="")
+    if not settings.realtime.api_key.strip():
+        print(f"warning: realtime.api_key is not set: {key_help()}", file=sys.stderr)
     return 0
 
 
@@ -188,6 +218,11 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
     """Run until SIGTERM/SIGINT; then drain the connections and close every upstream session."""
     signals = StopSignals()
     signals.install()
+    connections = Connections(settings.server)
+    try:
+        await connections.bind()  # first: a port in use stops the server before all else
+    except OSError as err:
+        raise CannotListen(reason(err)) from None
     for warning in startup_warnings(settings.realtime, datetime.date.today()):
         _LOGGER.warning("%s", warning)
     async with contextlib.AsyncExitStack() as stack:
@@ -208,8 +243,7 @@ async def serve(settings: Settings, *, use_simulator: bool = False) -> None:
         hub = SatelliteHub(settings, assistant)
         hub.start()
         stack.push_async_callback(hub.stop)
-        connections = Connections(settings.server)
-        await connections.listen(handler_factory(settings, assistant))
+        await connections.start_serving(handler_factory(settings, assistant))
         _LOGGER.info(
             "Ready on %s: STT and conversation agent via %s (model %s, %s dialect)",
             settings.server.uri,

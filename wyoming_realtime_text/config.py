@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
-from urllib.parse import urlparse
+from urllib.parse import SplitResult, urlparse, urlsplit
 
 import yaml
 
+from .cli import valid_host
 from .discovery import ZeroconfError, announced_address
 from .home.hass import parse_url
 from .home.intents import BY_NAME
@@ -197,6 +198,8 @@ def load_settings(
     path: str | Path | None = None,
     env: dict[str, str] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    *,
+    need_key: bool = True,
 ) -> Settings:
     """Read, expand and validate a config file (the packaged default when path is None).
 
@@ -205,6 +208,7 @@ def load_settings(
 
     `overrides` ({section: {key: value}}) wins over the file: command-line flags use it, so
     `--uri` or `--simulator` apply before validation (a missing key is fine with --simulator).
+    `need_key=False` lets a missing API key pass (`--print-config` shows the rest).
     """
     raw = _parse_yaml(default_config_text(), "the packaged config.yaml")
     if path is not None:
@@ -217,7 +221,7 @@ def load_settings(
             raise ConfigError(f"{path} must be a mapping of config keys")
         raw = _merge(raw, user)
     raw = _merge(raw, overrides or {})
-    return parse_settings(_expand(raw, os.environ if env is None else env))
+    return parse_settings(_expand(raw, os.environ if env is None else env), need_key=need_key)
 
 
 def _parse_yaml(text: str, source: str) -> Any:
@@ -241,10 +245,10 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def parse_settings(raw: Any) -> Settings:
+def parse_settings(raw: Any, *, need_key: bool = True) -> Settings:
     """Validate an already-parsed mapping into Settings."""
     settings = _build(Settings, raw, "")
-    _check(settings)
+    _check(settings, need_key=need_key)
     return settings
 
 
@@ -326,21 +330,64 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(f"{key} must be greater than 0, not {value!r}")
 
 
-def _check_uri(key: str, value: str) -> None:
-    uri = urlparse(value)
-    if uri.scheme not in ("tcp", "unix") or (uri.scheme == "tcp" and not uri.port):
-        raise ConfigError(f"{key} must look like tcp://HOST:PORT or unix://PATH, not {value!r}")
+def check_uri(key: str, value: str) -> None:
+    """A Wyoming address, tcp://HOST:PORT or unix:///PATH; `key` names it in the error."""
+    form = f"{key} must look like tcp://HOST:PORT or unix://PATH, not {value!r}"
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        raise ConfigError(form) from None
+    if parts.scheme == "unix":
+        if parts.netloc or not parts.path:
+            raise ConfigError(
+                f"{key} must name the socket by its absolute path, e.g. unix:///run/wyoming.sock, "
+                f"not {value!r}"
+            )
+        return
+    if parts.scheme != "tcp":
+        raise ConfigError(form)
+    port = _port(key, value, parts)
+    if port is None or not parts.hostname:
+        raise ConfigError(form)
+    if not valid_host(parts.hostname):
+        raise ConfigError(f"{key}: {parts.hostname!r} is not a host name or IP address")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username is not None:
+        raise ConfigError(
+            f"{key} must be tcp://HOST:PORT alone (no user, path or query), not {value!r}"
+        )
 
 
-def _check(settings: Settings) -> None:
+def _port(key: str, value: str, parts: SplitResult) -> int | None:
+    """The URL's port (None: none given), 1-65535; else a ConfigError naming `key`."""
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        raise ConfigError(f"{key}: the port in {value!r} must be a number from 1 to 65535")
+    return port
+
+
+def _check_realtime_url(url: str) -> None:
+    form = f"realtime.url must be a ws:// or wss:// URL, not {url!r}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(form) from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(form)
+    _port("realtime.url", url, parts)
+    if not valid_host(parts.hostname):
+        raise ConfigError(f"realtime.url: {parts.hostname!r} is not a host name or IP address")
+
+
+def _check(settings: Settings, *, need_key: bool = True) -> None:
     """Cross-field and range checks that types alone cannot express."""
     rt = settings.realtime
-    if not rt.api_key.strip():
+    if need_key and not rt.api_key.strip():
         raise ConfigError(f"realtime.api_key is not set: {key_help()}")
-    url = urlparse(rt.url)
-    if url.scheme not in ("ws", "wss") or not url.hostname:
-        raise ConfigError(f"realtime.url must be a ws:// or wss:// URL, not {rt.url!r}")
-    _check_uri("server.uri", settings.server.uri)
+    _check_realtime_url(rt.url)
+    check_uri("server.uri", settings.server.uri)
     server = settings.server
     _positive("server.max_connections", server.max_connections)
     if server.max_frame_bytes < 65_536:
@@ -358,11 +405,11 @@ def _check(settings: Settings) -> None:
     if server.shutdown_grace < 0:
         raise ConfigError(f"server.shutdown_grace must be 0 or more, not {server.shutdown_grace}")
     if settings.tts.uri:
-        _check_uri("tts.uri", settings.tts.uri)
+        check_uri("tts.uri", settings.tts.uri)
     if settings.wake.uri:
-        _check_uri("wake.uri", settings.wake.uri)
+        check_uri("wake.uri", settings.wake.uri)
     for index, satellite in enumerate(settings.satellites):
-        _check_uri(f"satellites[{index}].uri", satellite.uri)
+        check_uri(f"satellites[{index}].uri", satellite.uri)
     vad = settings.turn_detection
     if not 0 < vad.threshold < 1:
         raise ConfigError(f"turn_detection.threshold must be between 0 and 1, not {vad.threshold}")
@@ -425,6 +472,11 @@ def _check_web(web: WebSettings, server_uri: str) -> None:
         raise ConfigError(f"web.port must be between 1 and 65535, not {web.port}")
     if not web.host.strip():
         raise ConfigError("web.host must not be empty (0.0.0.0: every interface)")
+    if not valid_host(web.host):
+        raise ConfigError(
+            f"web.host must be a host name or IP address (0.0.0.0: every interface), "
+            f"not {web.host!r}"
+        )
     uri = urlparse(server_uri)
     if uri.scheme == "tcp" and uri.port == web.port:
         raise ConfigError(

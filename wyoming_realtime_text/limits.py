@@ -19,7 +19,6 @@ import logging
 import math
 import signal
 from collections.abc import Callable, Collection, Iterable
-from functools import partial
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -376,30 +375,47 @@ class Connections:
         self.settings = settings
         self._live: dict[GuardedHandler, asyncio.Task[Any]] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._factory: HandlerFactory | None = None
 
     async def listen(self, factory: HandlerFactory) -> None:
-        """Accept clients at server.uri (tcp:// or unix://).
+        """Accept clients at server.uri (tcp:// or unix://)."""
+        await self.bind()
+        await self.start_serving(factory)
+
+    async def bind(self) -> None:
+        """Take server.uri's address, accepting no one yet: OSError when it is taken.
+
+        Start-up binds first, so that a port in use stops it before anything else is
+        started or logged; start_serving() accepts clients once all is ready.
 
         asyncio's server rather than wyoming's, for two things wyoming's does not offer: the
         StreamReader limit that bounds header lines, and closing the listening socket
         without closing the connections (wyoming's also stops every handler on SIGTERM).
         """
         uri = urlparse(self.settings.uri)
-        accept = partial(self._accept, factory)
         limit = self.settings.max_frame_bytes
         if uri.scheme == "unix":
             self._remove_socket()  # a stale socket file from an earlier run
-            self._server = await asyncio.start_unix_server(accept, uri.path, limit=limit)
+            self._server = await asyncio.start_unix_server(
+                self._accept, uri.path, limit=limit, start_serving=False
+            )
         else:
-            self._server = await asyncio.start_server(accept, uri.hostname, uri.port, limit=limit)
+            self._server = await asyncio.start_server(
+                self._accept, uri.hostname, uri.port, limit=limit, start_serving=False
+            )
 
-    async def _accept(
-        self, factory: HandlerFactory, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def start_serving(self, factory: HandlerFactory) -> None:
+        """Accept clients at the address bind() took, each served by a `factory` handler."""
+        assert self._server is not None, "bind() first"
+        self._factory = factory
+        await self._server.start_serving()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._live) >= self.settings.max_connections:
             await self._refuse(writer)
             return
-        handler = factory(reader, writer)
+        assert self._factory is not None  # start_serving() set it before the first client
+        handler = self._factory(reader, writer)
         self._live[handler] = cast(asyncio.Task[Any], asyncio.current_task())
         try:
             await handler.run()

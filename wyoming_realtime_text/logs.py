@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 JSON = "json"
@@ -32,6 +33,35 @@ class JsonFormatter(logging.Formatter):
         if (fields := getattr(record, TURN_FIELDS, None)) is not None:
             entry["turn"] = fields
         return json.dumps(entry, ensure_ascii=False)
+
+
+_FIELD = re.compile(r"%\(([^)]*)\)")
+EXAMPLE = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def check_format(log_format: str) -> None:
+    """ValueError, one line naming --log-format, unless every record can be formatted with it.
+
+    Python's logging would report a bad format once per record (a traceback each), or at
+    start-up with a traceback; this says what is wrong before anything is logged.
+    """
+    if log_format == JSON:
+        return
+    sample = logging.LogRecord("wyoming_realtime_text", logging.INFO, __file__, 1, "hi", None, None)
+    fields = set(vars(sample)) | {"message", "asctime"}
+    unknown = [name for name in _FIELD.findall(log_format) if name not in fields]
+    if unknown:
+        raise ValueError(
+            f"--log-format: %({unknown[0]})s is not a field of a log record "
+            f"(e.g. asctime, levelname, name, message), in {log_format!r}"
+        )
+    try:
+        logging.Formatter(log_format).format(sample)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(
+            f"--log-format {log_format!r} is not a Python logging format ({err}); "
+            f"e.g. {EXAMPLE!r}, or json"
+        ) from None
 
 
 def configure(debug: bool, log_format: str) -> None:

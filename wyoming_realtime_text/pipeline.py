@@ -384,6 +384,11 @@ async def send_answer(
         await write(event)
 
 
+def shorten(text: str, limit: int = 80) -> str:
+    """`text`, or its first `limit` - 1 characters and "…" when it is longer (for a log line)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
     """One info line per turn: who, what, outcome, how long, audio dropped.
 
@@ -407,8 +412,8 @@ def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
     _LOGGER.info(
         "%s: %r → %r%s (%s%s, %.2fs, %d audio deltas dropped)",
         label,
-        heard[:80],
-        answer[:80],
+        shorten(heard),
+        shorten(answer),
         sent,
         outcome.value,
         f": {turn.reason}" if turn.reason else "",

@@ -103,17 +103,23 @@ def parse_url(url: str) -> HassUrls:
     example = "e.g. http://homeassistant.local:8123, or http://supervisor/core in an add-on"
     if not isinstance(url, str) or not url.strip():
         raise ValueError(f"the Home Assistant url is empty ({example})")
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        raise ValueError(f"the Home Assistant url is not a URL ({example})") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         got = f"'{scheme}://'" if scheme else "no scheme"
         raise ValueError(
             f"the Home Assistant url must start with http:// or https:// (it has {got}; {example})"
         )
+    host = parts.hostname
     try:
-        host, _ = parts.hostname, parts.port
-    except ValueError:
-        raise ValueError(f"the Home Assistant url has an invalid port ({example})") from None
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        raise ValueError(f"the Home Assistant url has an invalid port ({example})")
     if not host:
         raise ValueError(f"the Home Assistant url has no host ({example})")
     if parts.username is not None or parts.password is not None:
