@@ -171,6 +171,7 @@ BAD_SIMULATOR_FLAGS = [
     (["--first-token-delay", "-1"], "--first-token-delay"),
     (["--first-token-delay", "soon"], "--first-token-delay"),
     (["--first-token-delay", "inf"], "--first-token-delay"),
+    (["--delta-delay", "-0.1"], "--delta-delay"),
     (["--scenario", "obay"], "--scenario"),
     (["--api-key", ""], "--api-key"),
 ]

@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds before the first text delta of each answer",
     )
+    parser.add_argument(
+        "--delta-delay",
+        type=seconds,
+        default=0.0,
+        metavar="S",
+        help="seconds between text deltas (two words each), e.g. 0.04 for a model's pace",
+    )
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
     parser.add_argument(
         "--serve-beta",
@@ -74,6 +81,7 @@ async def _serve(args: argparse.Namespace) -> int:
         transcript=args.transcript,
         reply=args.reply,
         first_token_delay=args.first_token_delay,
+        delta_delay=args.delta_delay,
     )
     sim = RealtimeSimulator(
         host=args.host,
