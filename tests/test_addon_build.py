@@ -109,6 +109,14 @@ def test_the_pack_command_prints_where_it_wrote_and_what_to_do_next() -> None:
     assert written.is_file()
 
 
+def test_the_docs_and_the_builds_error_name_the_one_command_to_run() -> None:
+    command = "python3 addon/pack.py"
+    assert (REPO / "addon" / "pack.py").is_file()
+    docs = (ADDON / "DOCS.md").read_text(encoding="utf-8")
+    assert f"```sh\n     {command}\n     ```" in docs  # step 1 of the installation
+    assert f"'{command}'" in INSTALL.read_text(encoding="utf-8")
+
+
 # --- install.sh's first check: something to install -------------------------------------
 
 
