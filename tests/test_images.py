@@ -50,29 +50,24 @@ def test_top_level_image_runs_unprivileged() -> None:
     assert text.count("FROM python:") == 2  # build stage and a clean run stage
 
 
-def test_addon_build_uses_base_python_images_and_declares_its_args(
+def test_addon_build_uses_the_debian_base_images_and_declares_its_args(
     addon_config: dict[str, Any],
 ) -> None:
+    """HA's Debian bookworm base for every arch (manylinux wheels, Python 3.11 from Debian).
+
+    tests/test_addon_build.py builds the amd64 image's steps in a bookworm chroot; this holds
+    the other arches to the same base, so what it checks is what they get.
+    """
     build = load_yaml(ADDON / "build.yaml")
     assert set(build["build_from"]) == set(addon_config["arch"])
     for arch, image in build["build_from"].items():
-        assert image.startswith(f"ghcr.io/home-assistant/{arch}-base-python:"), image
+        assert image == f"ghcr.io/home-assistant/{arch}-base-debian:bookworm", image
     dockerfile = (ADDON / "Dockerfile").read_text(encoding="utf-8")
     assert "ARG BUILD_FROM" in dockerfile
-    for arg in build["args"]:
+    for arg, value in build["args"].items():
         assert not arg.startswith("PIP_"), "pip would read it as its own setting"
         assert f"ARG {arg}" in dockerfile
-
-
-def test_addon_build_refuses_the_unfilled_placeholder() -> None:
-    """The install step stops with a message until build.yaml names a real release."""
-    dockerfile = (ADDON / "Dockerfile").read_text(encoding="utf-8")
-    guard = re.search(r"(case .*?esac)", dockerfile.replace("\\\n", " "), re.S)[1]
-    arg = "WYOMING_REALTIME_TEXT_REQUIREMENT"
-    placeholder = load_yaml(ADDON / "build.yaml")["args"][arg]
-    for value, code in ((placeholder, 1), ("", 1), ("wyoming-realtime-text==0.1.0", 0)):
-        done = subprocess.run(["sh", "-c", guard], env={arg: value}, capture_output=True)
-        assert done.returncode == code, value
+        assert value == "", f"{arg}: empty installs the packed source (addon/pack.py)"
 
 
 def test_compose_points_tts_at_piper_and_takes_the_key_from_the_environment(

@@ -6,12 +6,10 @@ from typing import Any
 
 from wyoming.info import AsrModel, AsrProgram, Attribution, HandleModel, HandleProgram, Info
 
-from . import __version__
+from . import PROJECT_URL, __version__
 from .config import Settings
 
-ATTRIBUTION = Attribution(
-    name="wyoming-realtime-text", url="https://github.com/wyoming-realtime-text"
-)
+ATTRIBUTION = Attribution(name="wyoming-realtime-text", url=PROJECT_URL)
 OPENAI = Attribution(name="OpenAI", url="https://platform.openai.com/docs/guides/realtime")
 PROGRAM = "realtime-text"
 

@@ -33,11 +33,9 @@ from wyoming.tts import (
     SynthesizeStopped,
 )
 
-from .. import __version__
+from .. import PROJECT_URL, __version__
 
-ATTRIBUTION = Attribution(
-    name="wyoming-realtime-text", url="https://github.com/wyoming-realtime-text"
-)
+ATTRIBUTION = Attribution(name="wyoming-realtime-text", url=PROJECT_URL)
 SAMPLES_PER_CHUNK = 1024  # wyoming-piper's default --samples-per-chunk
 TONE_HZ = 440.0
 TONE_LEVEL = 0.1  # of full scale: audible in a trial, never clipping
