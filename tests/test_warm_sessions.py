@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -191,3 +192,25 @@ async def test_warm_sessions_is_the_number_of_spares_at_idle(
         assert [p.ready for p in assistant.pools.values()] == [1, 1 + satellites]
     finally:
         await assistant.close()
+
+
+async def test_an_unreachable_api_is_warned_about_once_not_per_pool_and_retry(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One warning per problem: both pools retrying every RETRY_SECONDS say it once, and
+    once sessions open again, that is said too."""
+    monkeypatch.setattr(pool, "RETRY_SECONDS", 0.05)
+    caplog.set_level(logging.DEBUG, logger="wyoming_realtime_text")
+    async with RealtimeSimulator() as sim:
+        sim.scenario = Scenario(reject_handshake=503)
+        assistant = Assistant(settings_for(sim, warm_sessions=None))
+        assistant.start()
+        try:
+            await until(lambda: sim.handshakes >= 8, "several retries by both pools")
+            warned = [r for r in caplog.records if "Cannot open a warm session" in r.message]
+            assert [r.levelname for r in warned].count("WARNING") == 1, warned
+            sim.scenario = Scenario()
+            await until(lambda: all(p.ready == 1 for p in assistant.pools.values()), "spares")
+            assert any(r.message == "Warm sessions open again" for r in caplog.records)
+        finally:
+            await assistant.close()

@@ -20,7 +20,14 @@ from .events import RealtimeError
 from .session import DialectChoice, RealtimeSession
 
 _LOGGER = logging.getLogger(__name__)
-_REFUSALS: set[str] = set()  # refusals of the key already warned about
+# Failures already warned about (by any pool), until a session opens again: one warning per
+# problem, not one per pool and retry (an hour without network would be 1,440 lines).
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str, reason: str) -> None:
+    _LOGGER.log(logging.DEBUG if reason in _WARNED else logging.WARNING, message, reason)
+    _WARNED.add(reason)
 
 # The API's session length limits; a session older than this minus the margin is retired.
 MAX_SESSION_SECONDS = {"beta": 30 * 60.0, "ga": 60 * 60.0}
@@ -109,18 +116,18 @@ class SessionPool:
                     await session.open()
                 except RealtimeError as err:
                     if err.fatal:  # the key or account is refused: retrying would only repeat it
-                        level = logging.DEBUG if err.message in _REFUSALS else logging.WARNING
-                        _REFUSALS.add(err.message)  # one warning per refusal, not per pool
-                        _LOGGER.log(
-                            level,
+                        _warn_once(
                             "Cannot open a warm session: %s; trying again when one is taken",
                             err.message,
                         )
                         break
-                    _LOGGER.warning("Cannot open a warm session: %s", err.message)
+                    _warn_once("Cannot open a warm session: %s (retrying)", err.message)
                     await asyncio.sleep(RETRY_SECONDS)
                     self._wanted.set()
                     break
+                if _WARNED:
+                    _WARNED.clear()
+                    _LOGGER.info("Warm sessions open again")
                 self._spares.append(session)
                 _LOGGER.debug("Warm session ready (%d/%d)", len(self._spares), self.size)
 
