@@ -29,6 +29,7 @@ def _warn_once(message: str, reason: str) -> None:
     _LOGGER.log(logging.DEBUG if reason in _WARNED else logging.WARNING, message, reason)
     _WARNED.add(reason)
 
+
 # The API's session length limits; a session older than this minus the margin is retired.
 MAX_SESSION_SECONDS = {"beta": 30 * 60.0, "ga": 60 * 60.0}
 ROTATE_MARGIN_SECONDS = 5 * 60.0
