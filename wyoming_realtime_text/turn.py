@@ -424,7 +424,8 @@ class Turn:
     async def _read(self, session: RealtimeSession) -> None:
         while not (self.transcript.done and (self.answer.done or not self.respond)):
             self._handle(await session.receive())
-            if self._calls_due is not None:
+            # The calls run once the user's words are known too (a "yes" confirms by them).
+            if self._calls_due is not None and self.transcript.done:
                 await self._run_calls(*self._calls_due)
 
     async def _run_calls(self, outcome: Outcome, reason: str | None) -> None:
