@@ -36,16 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import cache_dir
 from real_ha_env import (
     Build,
     EnvError,
     EnvMissing,
+    cached_root,
     ensure_debootstrap,
     host_debian_mirror,
     host_pip_settings,
     in_chroot,
-    locked,
     mounts_under,
     pip_conf,
 )
@@ -89,8 +88,7 @@ source "${script}" "$@"
 """
 
 
-class _Spec:
-    label = f"the stand-in for ha base-debian:{SUITE}"
+_LABEL = f"the stand-in for ha base-debian:{SUITE}"
 
 
 def base_root() -> Path:
@@ -100,26 +98,7 @@ def base_root() -> Path:
     for tool in ("unshare", "chroot", "ip"):
         if not shutil.which(tool):
             raise EnvMissing(f"{tool} is needed (util-linux, coreutils, iproute2)")
-    root = cache_dir() / BASE_KEY
-    marker = root.parent / f"{BASE_KEY}.built.json"
-    with locked(root.parent / f"{BASE_KEY}.lock"):
-        if marker.exists() and (root / "usr/bin/jq").exists():
-            return root
-        if mounts := mounts_under(root):
-            raise EnvError(f"mounts under {root}, not removing it: {mounts}")
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(root, ignore_errors=True)
-        build = Build(_Spec(), root.parent / f"{BASE_KEY}.build.log")
-        started = time.monotonic()
-        try:
-            _build_base(root, build)
-        except BaseException:
-            if not mounts_under(root):
-                shutil.rmtree(root, ignore_errors=True)
-            raise
-        seconds = round(time.monotonic() - started, 1)
-        marker.write_text(json.dumps({"key": BASE_KEY, "build_seconds": seconds}))
-        return root
+    return cached_root(BASE_KEY, _LABEL, lambda root: (root / "usr/bin/jq").exists(), _build_base)
 
 
 def _build_base(root: Path, build: Build) -> None:

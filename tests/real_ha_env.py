@@ -29,9 +29,10 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from harness import cache_dir
 
@@ -145,10 +146,17 @@ def in_chroot(
 # -- building ----------------------------------------------------------------------------
 
 
+class Labelled(Protocol):
+    """What a build is of, as its log and errors name it (a HaSpec, or another tree's)."""
+
+    @property
+    def label(self) -> str: ...
+
+
 class Build:
     """One environment's build: each step logged to ``log``, a failure raised as EnvError."""
 
-    def __init__(self, spec: HaSpec, log: Path) -> None:
+    def __init__(self, spec: Labelled, log: Path) -> None:
         self.spec = spec
         self.log = log
         log.write_text(f"building {spec.label}\n", encoding="utf-8")
@@ -341,6 +349,41 @@ def locked(path: Path) -> Iterator[None]:
     with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+@dataclass(frozen=True)
+class _Named:
+    label: str
+
+
+def cached_root(
+    key: str, label: str, present: Callable[[Path], bool], make: Callable[[Path, Build], None]
+) -> Path:
+    """A tree built once under the cache and reused while `present` finds it whole.
+
+    Under the key's file lock (another process's build is waited for); a half-built tree is
+    removed, never one with something mounted under it.
+    """
+    root = cache_dir() / key
+    marker = root.parent / f"{key}.built.json"
+    with locked(root.parent / f"{key}.lock"):
+        if marker.exists() and present(root):
+            return root
+        if mounts := mounts_under(root):
+            raise EnvError(f"mounts under {root}, not removing it: {mounts}")
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+        build = Build(_Named(label), root.parent / f"{key}.build.log")
+        started = time.monotonic()
+        try:
+            make(root, build)
+        except BaseException:
+            if not mounts_under(root):
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+        seconds = round(time.monotonic() - started, 1)
+        marker.write_text(json.dumps({"key": key, "build_seconds": seconds}))
+        return root
 
 
 def ha_env(spec: HaSpec) -> HaEnv:

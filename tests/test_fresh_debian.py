@@ -18,26 +18,25 @@ root with OPENAI_API_KEY unset and the host's pip index settings (real_ha_env.pi
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import addon_build
 import pytest
 from addon_files import REPO
-from harness import cache_dir, free_port
+from harness import free_port
 from real_ha_env import (
     Build,
     EnvError,
     EnvMissing,
+    cached_root,
     host_pip_settings,
     in_chroot,
-    locked,
-    mounts_under,
     pip_conf,
 )
 from wyoming.client import AsyncTcpClient
@@ -59,8 +58,7 @@ NOT_DEBIANS = (
 KEY_LINE = re.compile(r"^error: realtime\.api_key is not set: [^\n]*--simulator\)?$")
 
 
-class _Spec:
-    label = f"stock Debian {addon_build.SUITE} with python3"
+_LABEL = f"stock Debian {addon_build.SUITE} with python3"
 
 
 def readme_first_command() -> str:
@@ -75,38 +73,25 @@ def readme_first_command() -> str:
 def stock_root() -> Path:
     """The cached stand-in of a fresh Debian machine: minbase, python3, no python3-venv."""
     base = addon_build.base_root()
-    root = cache_dir() / STOCK_KEY
-    marker = root.parent / f"{STOCK_KEY}.built.json"
-    with locked(root.parent / f"{STOCK_KEY}.lock"):
-        if marker.exists() and (root / "usr/bin/python3").exists():
-            return root
-        if mounts := mounts_under(root):
-            raise EnvError(f"mounts under {root}, not removing it: {mounts}")
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(root, ignore_errors=True)
-        build = Build(_Spec(), root.parent / f"{STOCK_KEY}.build.log")
-        started = time.monotonic()
-        try:
-            subprocess.run(["cp", "-a", str(base), str(root)], check=True)
-            env = {"DEBIAN_FRONTEND": "noninteractive"}
-            apt_get = ["apt-get", "-qq", "-o", "Dpkg::Use-Pty=0"]
-            build.run(in_chroot(root, [*apt_get, "update"], env=env), "apt-get update")
-            # python3, with its recommends as Debian's installer does, and apt-utils: minbase
-            # lacks it, every installed Debian has it (Priority: important).
-            install = [*apt_get, "install", "-y", "python3", "apt-utils"]
-            build.run(in_chroot(root, install, env=env), "apt-get install python3 apt-utils")
-            build.run(in_chroot(root, ["apt-get", "clean"]), "apt-get clean")
-            shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
-            (root / "var/lib/apt/lists/partial").mkdir(parents=True)
-            if installed(root, "python3-venv"):
-                raise EnvError("python3-venv came with python3: not a stock machine")
-        except BaseException:
-            if not mounts_under(root):
-                shutil.rmtree(root, ignore_errors=True)
-            raise
-        seconds = round(time.monotonic() - started, 1)
-        marker.write_text(json.dumps({"key": STOCK_KEY, "build_seconds": seconds}))
-        return root
+    return cached_root(
+        STOCK_KEY, _LABEL, lambda root: (root / "usr/bin/python3").exists(), partial(_stock, base)
+    )
+
+
+def _stock(base: Path, root: Path, build: Build) -> None:
+    subprocess.run(["cp", "-a", str(base), str(root)], check=True)
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    apt_get = ["apt-get", "-qq", "-o", "Dpkg::Use-Pty=0"]
+    build.run(in_chroot(root, [*apt_get, "update"], env=env), "apt-get update")
+    # python3, with its recommends as Debian's installer does, and apt-utils: minbase
+    # lacks it, every installed Debian has it (Priority: important).
+    install = [*apt_get, "install", "-y", "python3", "apt-utils"]
+    build.run(in_chroot(root, install, env=env), "apt-get install python3 apt-utils")
+    build.run(in_chroot(root, ["apt-get", "clean"]), "apt-get clean")
+    shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
+    (root / "var/lib/apt/lists/partial").mkdir(parents=True)
+    if installed(root, "python3-venv"):
+        raise EnvError("python3-venv came with python3: not a stock machine")
 
 
 def installed(root: Path, package: str) -> bool:
