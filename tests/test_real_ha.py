@@ -29,7 +29,6 @@ import pytest_asyncio
 from ha_home import (
     at_least,
     env,  # noqa: F401  (a fixture)
-    home_builds,  # noqa: F401  (a fixture)
     spec,  # noqa: F401  (a fixture)
 )
 from harness import ServerProcess, free_port, running_server, server_config
