@@ -33,9 +33,11 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import prebuild
 from real_ha_env import (
     Build,
     EnvError,
@@ -51,6 +53,7 @@ from real_ha_env import (
 
 SUITE = "bookworm"
 BASE_KEY = f"ha-base-debian-{SUITE}-v1"  # bump when the recipe below changes
+STOCK_KEY = f"debian-{SUITE}-stock-python3-v2"  # ... and this when stock_root's does
 HA_BASE_PACKAGES = ["bash", "jq", "tzdata", "curl", "ca-certificates", "xz-utils"]
 # ENV of ghcr.io/home-assistant/*-base-debian (docker-base's debian/Dockerfile), and Docker's
 # default PATH.
@@ -99,6 +102,40 @@ def base_root() -> Path:
         if not shutil.which(tool):
             raise EnvMissing(f"{tool} is needed (util-linux, coreutils, iproute2)")
     return cached_root(BASE_KEY, _LABEL, lambda root: (root / "usr/bin/jq").exists(), _build_base)
+
+
+_STOCK_LABEL = f"stock Debian {SUITE} with python3"
+
+
+def stock_root() -> Path:
+    """The cached stand-in of a fresh Debian machine: minbase, python3, no python3-venv."""
+    return cached_root(STOCK_KEY, _STOCK_LABEL, _has_python3, partial(_stock, base_root()))
+
+
+def _has_python3(root: Path) -> bool:
+    return (root / "usr/bin/python3").exists()
+
+
+def _stock(base: Path, root: Path, build: Build) -> None:
+    subprocess.run(["cp", "-a", str(base), str(root)], check=True)
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    apt_get = ["apt-get", "-qq", "-o", "Dpkg::Use-Pty=0"]
+    build.run(in_chroot(root, [*apt_get, "update"], env=env), "apt-get update")
+    # python3, with its recommends as Debian's installer does, and apt-utils: minbase
+    # lacks it, every installed Debian has it (Priority: important).
+    install = [*apt_get, "install", "-y", "python3", "apt-utils"]
+    build.run(in_chroot(root, install, env=env), "apt-get install python3 apt-utils")
+    build.run(in_chroot(root, ["apt-get", "clean"]), "apt-get clean")
+    shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
+    (root / "var/lib/apt/lists/partial").mkdir(parents=True)
+    if installed(root, "python3-venv"):
+        raise EnvError("python3-venv came with python3: not a stock machine")
+
+
+def installed(root: Path, package: str) -> bool:
+    query = ["dpkg-query", "-W", "-f=${Status}", package]
+    done = subprocess.run(in_chroot(root, query), capture_output=True, text=True, check=False)
+    return done.stdout.strip() == "install ok installed"
 
 
 def _build_base(root: Path, build: Build) -> None:
@@ -255,7 +292,8 @@ def _run(command: list[str], log: Path, what: str, timeout: float = 600) -> None
 def new_root(into: Path) -> Path:
     """A fresh copy of the base stand-in, to build one image in."""
     root = into / "root"
-    subprocess.run(["cp", "-a", str(base_root()), str(root)], check=True)
+    base = prebuild.result(prebuild.ADDON_BASE, base_root)
+    subprocess.run(["cp", "-a", str(base), str(root)], check=True)
     (root / "command").mkdir(exist_ok=True)
     for path, text in (
         (root / "command/with-contenv", WITH_CONTENV),

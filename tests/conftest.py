@@ -1,15 +1,30 @@
-"""Fixtures: one simulator and one real server process per dialect, per test module."""
+"""Fixtures: one simulator and one real server process per dialect, per test module; and the
+session's order: tests that wait for a built environment last, its build begun at the start."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import prebuild
 import pytest
 import pytest_asyncio
 from harness import HomeAssistant, ServerProcess, running_server, server_config
 from sim_client import assert_sdk_valid
 
 from wyoming_realtime_text.simulator import RealtimeSimulator
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    prebuild.order(items)  # what waits for a build goes last ...
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.option.collectonly:
+        prebuild.start(session.items)  # ... and the builds begin now, beside the rest
+
+
+def pytest_sessionfinish() -> None:
+    prebuild.stop()
 
 
 @pytest.fixture(scope="module", params=["ga", "beta"])

@@ -11,7 +11,7 @@ preferred pipeline; `HomeHa` reads and resets the home and speaks or types to HA
 For a test module: `spec` (one HA release per module run, RELEASES) and `env` (its cached
 environment, built side by side with the others from the session's start) are fixtures to
 import with the one they use
-(`from ha_home import env, home_builds, spec  # noqa: F401`); the module's own fixture boots
+(`from ha_home import env, spec  # noqa: F401`); the module's own fixture boots
 `home_assistant(env, tmp, [(host, port)], agent_title=...)` once, with whatever agent it
 tests (a stand-in in test_real_ha_home.py; our server, behind a `WyomingTap`, in
 test_real_ha_home_control.py).
@@ -20,12 +20,13 @@ test_real_ha_home_control.py).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import prebuild
 import pytest
 from harness import free_port
 from real_ha import HaError, HaProcess
@@ -36,7 +37,6 @@ RELEASES = [
     HaSpec("2025.12.5", "3.13.0"),
     HaSpec("2025.4.4", "3.13.0"),
 ]
-BUILDS_AT_ONCE = 2  # environments built side by side (the machines have 2 cores)
 
 # The home's entities (ha_driver.HOME), by entity id.
 KITCHEN_LIGHT, BEDROOM_LIGHT = "light.kitchen_light", "light.bedroom_light"
@@ -81,27 +81,12 @@ def spec(request: pytest.FixtureRequest) -> HaSpec:
     return request.param
 
 
-@pytest.fixture(scope="session")
-def home_builds(request: pytest.FixtureRequest) -> Iterator[dict[HaSpec, Future[HaEnv]]]:
-    """The selected releases' environments, built (or found) two at a time from the start.
-
-    Shared by every real-HA module (a session fixture: one pool for all of them); `ha_env`
-    builds each under a file lock, so a build another process started is waited for.
-    """
-    selected = {
-        item.callspec.params["spec"]
-        for item in request.session.items
-        if "spec" in getattr(getattr(item, "callspec", None), "params", {})
-    }
-    with ThreadPoolExecutor(max_workers=BUILDS_AT_ONCE, thread_name_prefix="ha-env") as pool:
-        yield {spec: pool.submit(ha_env, spec) for spec in RELEASES if spec in selected}
-
-
 @pytest.fixture(scope="module")
-def env(spec: HaSpec, home_builds: dict[HaSpec, Future[HaEnv]]) -> HaEnv:
-    """The release's environment; a build that fails is a test failure, with pip's words."""
+def env(spec: HaSpec) -> HaEnv:
+    """The release's environment (prebuild.py builds it from the session's start); a build
+    that fails is a test failure, with pip's words."""
     try:
-        return home_builds[spec].result()
+        return prebuild.result(spec.key, partial(ha_env, spec))
     except EnvMissing as missing:
         pytest.skip(f"{spec.label}: this machine lacks a prerequisite: {missing}")
     except EnvError as err:

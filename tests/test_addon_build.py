@@ -23,6 +23,7 @@ from typing import Any
 
 import addon_build
 import numpy as np
+import prebuild
 import pytest
 from addon_files import ADDON, REPO, load_yaml
 from real_ha_env import EnvError, EnvMissing
@@ -30,6 +31,8 @@ from real_ha_env import EnvError, EnvMissing
 import wyoming_realtime_text
 from wyoming_realtime_text import info
 from wyoming_realtime_text.simulator import tts
+
+pytestmark = pytest.mark.needs_build(prebuild.ADDON_BASE)  # the base image's stand-in
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 VERSION = PYPROJECT["version"]

@@ -23,18 +23,16 @@ import re
 import shutil
 import subprocess
 import time
-from functools import partial
 from pathlib import Path
 
 import addon_build
+import prebuild
 import pytest
 from addon_files import REPO
 from harness import free_port
 from real_ha_env import (
-    Build,
     EnvError,
     EnvMissing,
-    cached_root,
     host_pip_settings,
     in_chroot,
     pip_conf,
@@ -42,7 +40,7 @@ from real_ha_env import (
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 
-STOCK_KEY = f"debian-{addon_build.SUITE}-stock-python3-v2"  # bump when the recipe changes
+pytestmark = pytest.mark.needs_build(prebuild.DEBIAN_STOCK)
 CHECKOUT = "/root/wyoming-realtime-text"  # where the fresh clone is, inside the chroot
 # stderr lines of this stand-in, not of a Debian machine: this machine's local pip index lacks
 # some projects' folders; in_chroot mounts no /dev/pts (apt cannot log the dpkg run); and the
@@ -58,9 +56,6 @@ NOT_DEBIANS = (
 KEY_LINE = re.compile(r"^error: realtime\.api_key is not set: [^\n]*--simulator\)?$")
 
 
-_LABEL = f"stock Debian {addon_build.SUITE} with python3"
-
-
 def readme_first_command() -> str:
     """README.md line 4, the first line of its first ```sh block, without its # comment."""
     lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
@@ -70,41 +65,11 @@ def readme_first_command() -> str:
     return command.strip()
 
 
-def stock_root() -> Path:
-    """The cached stand-in of a fresh Debian machine: minbase, python3, no python3-venv."""
-    base = addon_build.base_root()
-    return cached_root(
-        STOCK_KEY, _LABEL, lambda root: (root / "usr/bin/python3").exists(), partial(_stock, base)
-    )
-
-
-def _stock(base: Path, root: Path, build: Build) -> None:
-    subprocess.run(["cp", "-a", str(base), str(root)], check=True)
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    apt_get = ["apt-get", "-qq", "-o", "Dpkg::Use-Pty=0"]
-    build.run(in_chroot(root, [*apt_get, "update"], env=env), "apt-get update")
-    # python3, with its recommends as Debian's installer does, and apt-utils: minbase
-    # lacks it, every installed Debian has it (Priority: important).
-    install = [*apt_get, "install", "-y", "python3", "apt-utils"]
-    build.run(in_chroot(root, install, env=env), "apt-get install python3 apt-utils")
-    build.run(in_chroot(root, ["apt-get", "clean"]), "apt-get clean")
-    shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
-    (root / "var/lib/apt/lists/partial").mkdir(parents=True)
-    if installed(root, "python3-venv"):
-        raise EnvError("python3-venv came with python3: not a stock machine")
-
-
-def installed(root: Path, package: str) -> bool:
-    query = ["dpkg-query", "-W", "-f=${Status}", package]
-    done = subprocess.run(in_chroot(root, query), capture_output=True, text=True, check=False)
-    return done.stdout.strip() == "install ok installed"
-
-
 def fresh_machine(into: Path) -> tuple[Path, dict[Path, str]]:
     """A throwaway copy of the stock root with a fresh clone at CHECKOUT; its pip binds."""
     root = into / "root"
     try:
-        stock = stock_root()
+        stock = prebuild.result(prebuild.DEBIAN_STOCK, addon_build.stock_root)
     except EnvMissing as missing:
         pytest.skip(f"no Debian chroot here: {missing}")
     except EnvError as err:
@@ -158,7 +123,7 @@ def test_the_readmes_first_command_runs_on_a_fresh_debian(tmp_path: Path) -> Non
     assert command.endswith(".venv/bin/wyoming-realtime-text"), command
     root, binds = fresh_machine(tmp_path)
     try:
-        assert not installed(root, "python3-venv")
+        assert not addon_build.installed(root, "python3-venv")
         venv = in_chroot(root, ["python3", "-m", "venv", "/tmp/v"])
         assert subprocess.run(venv, capture_output=True).returncode != 0  # as on stock Debian
         first = subprocess.run(
@@ -171,7 +136,8 @@ def test_the_readmes_first_command_runs_on_a_fresh_debian(tmp_path: Path) -> Non
         report = f"exit {first.returncode}\nstdout:\n{first.stdout}\nstderr:\n{first.stderr}"
         (tmp_path / "first.txt").write_text(report)
         assert first.returncode == 2, report
-        assert installed(root, "python3-venv"), report  # the command's apt-get installed it
+        # The command's apt-get installed it.
+        assert addon_build.installed(root, "python3-venv"), report
         lines = first.stderr.strip().splitlines()
         lines = [line for line in lines if not any(p.match(line) for p in NOT_DEBIANS)]
         assert len(lines) == 1, report  # the one line, nothing from venv, apt-get or pip

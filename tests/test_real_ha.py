@@ -28,7 +28,6 @@ import pytest_asyncio
 from ha_home import (
     at_least,
     env,  # noqa: F401  (a fixture)
-    home_builds,  # noqa: F401  (a fixture)
     spec,  # noqa: F401  (a fixture)
 )
 from ha_window import Window

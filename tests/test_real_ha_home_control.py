@@ -41,7 +41,6 @@ from ha_home import (
     changed,
     env,  # noqa: F401  (a fixture)
     home_assistant,
-    home_builds,  # noqa: F401  (a fixture)
     spec,  # noqa: F401  (a fixture)
 )
 from ha_window import Window
