@@ -3,21 +3,22 @@
 Home Assistant's own VAD sends `audio-stop` about 1.3 s after the last word (measured on
 real HA: it notices the end ~0.6 s late, then waits 0.7 s of silence). Each sample streams
 what HA streams: the kitchen sample's words (up to its last speech sample), then
-HA_VAD_SECONDS of silence, then `audio-stop`; in 10 ms chunks paced in real time. The agent request goes out the moment the
-transcript is read (as HA's pipeline does); it claims the started answer and HA speaks at
-`handled` (HA reads no `handled-chunk`). Three ways, on the same speech and the same
-simulated model (first token 50 ms after the response starts, a delta every 20 ms):
+HA_VAD_SECONDS of silence, then `audio-stop`; in 10 ms chunks paced in real time. The
+agent request goes out the moment HA has the transcript (as HA's pipeline does); it claims
+the started answer, and HA speaks at `handled` (it reads no `handled-chunk`). Three ways,
+on the same speech and the same simulated model (first token 50 ms after the response
+starts, a delta every 20 ms):
 
 - HA's VAD ends it (`turn_detection.ha_turns: ha`): our commit at audio-stop;
 - the API's turn detection ends it (`ha_turns: api`, the default), HA 2026: it reads the
   result while it uploads, so it has the transcript when the API commits;
 - the same for HA 2025: it reads only after its audio-stop, but the answer started earlier.
 
-End of speech = when the chunk holding the last speech sample was sent; HA "has" the
-transcript when it arrives, or for HA 2025 at its audio-stop if that is later. The API's end of
-turn is the simulator's semantic_vad model (800 ms of silence at eagerness auto), not
-OpenAI's, which judges the words (a finished sentence may end sooner, a pause later):
-the figures show the mechanism, and the ratio holds for that model only.
+End of speech = when the chunk holding the last speech sample was sent; HA has the
+transcript when it arrives, or (HA 2025) at its audio-stop if that is later. The API's end
+of turn is the simulator's semantic_vad model (800 ms of silence at eagerness auto), not
+OpenAI's, which judges the words (a finished sentence may end sooner, a pause later): the
+figures show the mechanism, and the ratio holds for that model only.
 """
 
 from __future__ import annotations

@@ -204,8 +204,8 @@ class Assistant:
         warm = settings.realtime.warm_sessions
         streams = SessionPool(
             realtime,
-            # Streamed turns (direct clients, satellites): as many, and one more per
-            # satellite served here (README: realtime.warm_sessions).
+            # `warm` spares, and one more per satellite served here (README:
+            # realtime.warm_sessions).
             warm + len(settings.satellites) if warm else 0,
             turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
             dialect=dialect,

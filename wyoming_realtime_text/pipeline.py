@@ -229,7 +229,7 @@ class VoicePipeline:
         # HA's STT requests carry no conversation (their turns are parked for the agent)
         # and end with audio-stop or, with ha_turns: api, when the API's turn detection
         # commits (their sessions have it on: `Assistant.pools`); pipeline requests are
-        # streams that only the API's turn detection (or the cap) may end.
+        # streams the API's turn detection ends (or their own audio-stop).
         streamed = request is not None
         home = self.assistant.home
         # HA's STT turn: HA runs the calls (its agent request decides); a stream of ours:
@@ -410,6 +410,7 @@ def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
         "outcome": outcome.value,
         "reason": turn.reason,
         "seconds": round(seconds, 3),
+        "ended_by": turn.ended_by,  # who ended the user's audio: vad, audio-stop, ...
         "audio_deltas_dropped": turn.audio_deltas_dropped,
         "commands": turn.commands,
     }
