@@ -29,7 +29,7 @@ from pathlib import Path
 
 from clients import RATE, WIDTH, HomeAssistant, Speech, new_conversation_id
 from latency import FIRST_TOKEN, TOKEN_INTERVAL
-from measure import Row, fmt_ms, median, percentile, progress
+from measure import Row, fmt_ms, latency_row, median, progress
 from rig import FALLBACK, serving
 
 from wyoming_realtime_text.simulator import Scenario
@@ -99,15 +99,7 @@ async def section(workdir: Path, quick: bool, speech: Speech) -> list[Row]:
             ("transcript at HA", [s.transcript for s in samples]),
             ("the answer HA speaks (handled)", [s.answer for s in samples]),
         ):
-            rows.append(
-                Row(
-                    "9",
-                    f"end of speech → {what}, {way.label}",
-                    str(len(values)),
-                    fmt_ms(median(values)),
-                    fmt_ms(percentile(values, 99)),
-                )
-            )
+            rows.append(latency_row("9", f"end of speech → {what}, {way.label}", values))
     base = results["ha"]
     for key in ("api", "api-2025"):
         for what, pick in (("transcript", _transcript), ("handled", _answer)):

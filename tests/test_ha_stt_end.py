@@ -47,6 +47,12 @@ def as_ha_streams() -> bytes:
     return speech("kitchen") + bytes(int(16000 * 2 * HA_VAD_SECONDS))
 
 
+def asking(sim: RealtimeSimulator) -> int:
+    """The model hears HEARD and answers REPLY; the number of sessions before this test's."""
+    sim.scenario = Scenario(transcript=HEARD, reply=REPLY)
+    return len(sim.connections)
+
+
 def sent_types(sim: RealtimeSimulator, before: int) -> list[str]:
     """What the server sent the API on the sessions opened since `before`."""
     return [str(e["type"]) for c in sim.connections[before:] for e in c.received]
@@ -61,8 +67,7 @@ async def test_ha_2026_reads_the_transcript_before_its_vad_ends(
 ) -> None:
     """The transcript reaches HA 2026 while it still streams the silence: its audio-stop is
     never sent; the agent request then claims the answer that started at the API's commit."""
-    sim.scenario = Scenario(transcript=HEARD, reply=REPLY)
-    before = len(sim.connections)
+    before = asking(sim)
     ha = HomeAssistant(server.uri, version=(2026, 11))
     transcript, _ = await ha.stt(as_ha_streams())
     assert transcript.text == HEARD
@@ -82,8 +87,7 @@ async def test_ha_2025_finds_its_answer_started_before_its_audio_stop(
     sim: RealtimeSimulator, server: ServerProcess
 ) -> None:
     """HA 2025 reads only after its audio-stop; by then the answer is already asked for."""
-    sim.scenario = Scenario(transcript=HEARD, reply=REPLY)
-    before = len(sim.connections)
+    before = asking(sim)
     events: list[Event] = []
     async with AsyncTcpClient.from_uri(server.uri) as client:
         await client.write_event(Transcribe(language="en").event())
@@ -104,8 +108,7 @@ async def test_audio_stop_before_the_api_decides_still_ends_the_turn(
     sim: RealtimeSimulator, server: ServerProcess
 ) -> None:
     """HA's VAD (or an older HA) may end first: audio-stop commits at once, as before."""
-    sim.scenario = Scenario(transcript=HEARD, reply=REPLY)
-    before = len(sim.connections)
+    before = asking(sim)
     ha = HomeAssistant(server.uri, version=(2026, 11))
     transcript, _ = await ha.stt(speech("kitchen"))  # audio-stop right after the words
     assert transcript.text == HEARD
@@ -156,8 +159,7 @@ async def ha_alone(
 async def test_with_ha_alone_the_turn_ends_at_audio_stop(
     sim: RealtimeSimulator, ha_alone: ServerProcess
 ) -> None:
-    sim.scenario = Scenario(transcript=HEARD, reply=REPLY)
-    before = len(sim.connections)
+    before = asking(sim)
     ha = HomeAssistant(ha_alone.uri, version=(2026, 11))
     transcript, _ = await ha.stt(as_ha_streams())
     assert transcript.text == HEARD
@@ -171,8 +173,7 @@ async def test_with_ha_alone_the_turn_ends_at_audio_stop(
 async def test_default_sessions_have_turn_detection_and_no_noise_reduction(
     sim: RealtimeSimulator, server: ServerProcess, dialect: str
 ) -> None:
-    sim.scenario = Scenario(transcript=HEARD, reply=REPLY)
-    before = len(sim.connections)
+    before = asking(sim)
     await HomeAssistant(server.uri, version=(2026, 11)).stt(speech("kitchen"))
     updates = [e for c in sim.connections[before:] for e in c.received if is_update(e)]
     assert updates
