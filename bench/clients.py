@@ -231,9 +231,10 @@ async def pipeline_turn(
 
 @dataclass
 class SttResult:
-    audio_stop: float
+    audio_stop: float | None  # None: the transcript came first (`stt(while_uploading=True)`)
     transcript_at: float
     text: str
+    first_chunk: float  # when the first audio-chunk was sent (the audio's time zero)
 
 
 @dataclass
@@ -306,26 +307,62 @@ class HomeAssistant:
         return Connection(self.uri, self.host, self.wyoming_version)
 
     async def stt(
-        self, speech: Speech, *, realtime: bool = True, chunk_seconds: float = HA_CHUNK_SECONDS
+        self,
+        speech: Speech,
+        *,
+        realtime: bool = True,
+        chunk_seconds: float = HA_CHUNK_SECONDS,
+        while_uploading: bool = False,
     ) -> SttResult:
         """transcribe → audio-start → audio-chunk* → audio-stop; read until `transcript`.
 
         `realtime`: False sends the audio at once (a recording; load tests); `chunk_seconds`
-        other than HA's 10 ms only to compare framings.
+        other than HA's 10 ms only to compare framings. `while_uploading`: read the result
+        while the audio is still being sent, as HA 2026 does, and stop sending at the first
+        `transcript` (then `audio_stop` is None: it was never sent).
         """
         async with self._connection() as conn:
             await conn.write(Transcribe(language="en").event())
             await conn.write(AudioStart(rate=RATE, width=WIDTH, channels=CHANNELS).event())
-            async for _, pcm in paced_chunks(speech, chunk_seconds, realtime=realtime):
-                await conn.write(_chunk(pcm))
-            stopped = await conn.write(AudioStop().event())
-            async with asyncio.timeout(TURN_TIMEOUT):
-                while True:
-                    at, event = await conn.next()
-                    if Transcript.is_type(event.type):
-                        return SttResult(stopped, at, Transcript.from_event(event).text)
-                    if Error.is_type(event.type):
-                        raise RuntimeError(f"STT failed: {Error.from_event(event).text}")
+            stopped: list[float] = []
+            started: list[float] = []
+            upload = self._upload(conn, speech, realtime, chunk_seconds, started, stopped)
+            if not while_uploading:
+                await upload
+                return await self._transcript(conn, started, stopped)
+            sender = asyncio.create_task(upload)
+            try:
+                return await self._transcript(conn, started, stopped)
+            finally:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+
+    @staticmethod
+    async def _upload(
+        conn: Connection,
+        speech: Speech,
+        realtime: bool,
+        chunk_seconds: float,
+        started: list[float],
+        stopped: list[float],
+    ) -> None:
+        async for _, pcm in paced_chunks(speech, chunk_seconds, realtime=realtime):
+            sent = await conn.write(_chunk(pcm))
+            started[:] = started or [sent]
+        stopped.append(await conn.write(AudioStop().event()))
+
+    @staticmethod
+    async def _transcript(
+        conn: Connection, started: list[float], stopped: list[float]
+    ) -> SttResult:
+        async with asyncio.timeout(TURN_TIMEOUT):
+            while True:
+                at, event = await conn.next()
+                if Transcript.is_type(event.type):
+                    text = Transcript.from_event(event).text
+                    return SttResult(stopped[0] if stopped else None, at, text, started[0])
+                if Error.is_type(event.type):
+                    raise RuntimeError(f"STT failed: {Error.from_event(event).text}")
 
     async def voice_turn(
         self, speech: Speech, conversation_id: str, **stt: Any

@@ -32,7 +32,7 @@ from clients import (
     new_conversation_id,
 )
 from latency import FIRST_TOKEN, TOKEN_INTERVAL
-from measure import Row, fmt_ms, median, percentile, progress
+from measure import Row, fmt_ms, latency_row, median, percentile, progress
 from rig import FALLBACK, CpuUse, StampedConnection, arrived_at, cpu_use, serving, session_of
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario
@@ -121,20 +121,13 @@ def _framing_rows(ha: list[FramingRun], direct: list[FramingRun]) -> list[Row]:
     )
     for label, runs in zip(labels, (ha, direct), strict=True):
         values = [r.per_audio_second for r in runs]
-        rows.append(
-            Row(
-                "7",
-                f"server CPU per audio second, {STREAMS} HAs' voice turns, {label}",
-                str(len(runs)),
-                fmt_ms(median(values)),
-                fmt_ms(percentile(values, 99)),
-                note=(
-                    f"server {median([r.cpu.server_cores for r in runs]):.0%}, bench "
-                    f"{median([r.cpu.bench_cores for r in runs]):.0%} of a core (median); "
-                    f"{sum(r.failures for r in runs)} failed"
-                ),
-            )
+        note = (
+            f"server {median([r.cpu.server_cores for r in runs]):.0%}, bench "
+            f"{median([r.cpu.bench_cores for r in runs]):.0%} of a core (median); "
+            f"{sum(r.failures for r in runs)} failed"
         )
+        measure = f"server CPU per audio second, {STREAMS} HAs' voice turns, {label}"
+        rows.append(latency_row("7", measure, values, note))
     ratio = median([r.per_audio_second for r in ha]) / median([r.per_audio_second for r in direct])
     pairs = [a.per_audio_second / b.per_audio_second for a, b in zip(ha, direct, strict=True)]
     rows.append(

@@ -126,6 +126,7 @@ async def _turn(
         stt, answer = await ha.voice_ask(speech, conversation_id, device_id)
         session = _session(sim, stt.text)
         stop = stt.audio_stop
+        assert stop is not None  # read after the upload, audio-stop included
         create = arrived_at(session, CREATE, stop)
         done = logged_at(session, "out", DONE, stop)
         if create is None or done is None:

@@ -67,6 +67,18 @@ class Row:
     note: str = ""
 
 
+def latency_row(section: str, measure: str, values: Sequence[float], note: str = "") -> Row:
+    """One row of `values` (seconds): how many, their median and their 99th percentile."""
+    return Row(
+        section,
+        measure,
+        str(len(values)),
+        fmt_ms(median(values)),
+        fmt_ms(percentile(values, 99)),
+        note=note,
+    )
+
+
 HEADER = Row("#", "Measure", "n", "p50 / value", "p99", "Goal", "Met", "Note")
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import conversion
+import endofspeech
 import ha
 import home
 import latency
@@ -29,7 +30,7 @@ from rig import REPO, raise_fd_limit
 
 import wyoming_realtime_text
 
-SECTIONS = (1, 2, 3, 4, 5, 6, 7, 8)
+SECTIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 def machine() -> str:
@@ -84,6 +85,8 @@ async def run(sections: set[int], quick: bool, workdir: Path) -> list[Row]:
         rows += await ha.section(workdir / "7", quick, [kitchen, bedroom])
     if 8 in sections:
         rows += await home.section(workdir / "8", quick, [kitchen, bedroom])
+    if 9 in sections:
+        rows += await endofspeech.section(workdir / "9", quick, kitchen)
     return rows
 
 
@@ -108,6 +111,9 @@ Notes:
   row (first delta 50 ms after the response starts, one every 20 ms, arguments as text);
   "model" = response.create at the simulator -> the event the answer waits for sent
   (response.done, or the first text delta), "the rest" = the server's part and loopback.
+- Section 9: end of speech = the chunk with the last speech sample sent; HA streams the words
+  and 1.3 s of silence (its VAD) before audio-stop; the API's end of turn is the simulator's
+  semantic_vad model (800 ms of silence), not OpenAI's, which judges the words.
 """
 
 
@@ -117,7 +123,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run, e.g. 1,5 (default: all of 1-8)",
+        help="comma-separated sections to run, e.g. 1,5 (default: all of 1-9)",
     )
     parser.add_argument("--keep", type=Path, help="keep server configs and logs in this folder")
     args = parser.parse_args()

@@ -64,6 +64,7 @@ async def ha_voice(uri: str, speech: Speech, *, realtime: bool) -> float:
     )
     if reply.first_text_at is None or FALLBACK in reply.text:
         raise RuntimeError(f"no answer: {reply.text!r}")
+    assert stt.audio_stop is not None  # read after the upload, audio-stop included
     return reply.first_text_at - stt.audio_stop
 
 

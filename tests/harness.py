@@ -402,8 +402,10 @@ async def send_audio(
     chunk_ms: int,
     *,
     paced: bool,
+    stop: bool = True,
 ) -> None:
-    """audio-chunk* then audio-stop; `paced`: each chunk when it would have been recorded."""
+    """audio-chunk* then audio-stop (unless not `stop`); `paced`: each chunk when it would
+    have been recorded."""
     step = rate * width * channels * chunk_ms // 1000
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -414,7 +416,8 @@ async def send_audio(
             rate=rate, width=width, channels=channels, audio=audio[offset : offset + step]
         )
         await client.write_event(chunk.event())
-    await client.write_event(AudioStop().event())
+    if stop:
+        await client.write_event(AudioStop().event())
 
 
 async def read_until(

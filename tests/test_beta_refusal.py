@@ -24,8 +24,11 @@ WARNING = "refused the beta interface"
 
 async def test_beta_refused_switches_to_ga_once_and_answers(tmp_path: Path) -> None:
     async with RealtimeSimulator(scenario=Scenario(transcript="Where are my keys?")) as sim:
-        # Warm sessions on: both pools open a session at start-up, at the same moment.
-        config = server_config(sim.url, "beta", realtime={"warm_sessions": 1})
+        # Warm sessions on, in two pools (ha_turns: ha gives HA's turns sessions of their
+        # own): two sessions open at start-up, at the same moment.
+        config = server_config(
+            sim.url, "beta", realtime={"warm_sessions": 1}, turn_detection={"ha_turns": "ha"}
+        )
         async with running_server(tmp_path, config) as server:
             ha = HomeAssistant(server.uri)
             typed, _ = await ha.converse("What time is it?")

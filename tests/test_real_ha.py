@@ -15,7 +15,6 @@ check asserts one thing about them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import shutil
@@ -31,6 +30,7 @@ from ha_home import (
     env,  # noqa: F401  (a fixture)
     spec,  # noqa: F401  (a fixture)
 )
+from ha_window import Window
 from harness import ServerProcess, free_port, running_server, server_config
 from real_ha import HaProcess
 from real_ha_env import HaEnv, HaSpec
@@ -51,7 +51,6 @@ FOLLOW_UP = "And what about tomorrow?"
 TYPED = "How far away is the moon?"
 LOCAL_TIME = "What time is it?"
 LOCAL_LIGHT = "Turn on the kitchen light."
-SETTLE_SECONDS = 0.5  # after a request, for what our server still does for it
 CHUNK_BYTES = 320  # HA's STT audio: 10 ms at 16 kHz, 16-bit mono
 
 
@@ -61,59 +60,6 @@ def answer_to(text: str) -> str:
 
 
 # -- the rig -----------------------------------------------------------------------------
-
-
-@dataclass
-class Window:
-    """What reached the simulator and the tap between two moments: one request's share.
-
-    Closed a moment after the request, so that what our server still does for it (a late
-    `response.create`, a cancel) is counted with it and not with the next one.
-    """
-
-    sim: RealtimeSimulator
-    tap: WyomingTap
-    start: dict[int, int]  # id(connection) → its received count at the start
-    tap_start: int
-    end: dict[int, int] | None = None
-    tap_end: int | None = None
-
-    @classmethod
-    def open(cls, sim: RealtimeSimulator, tap: WyomingTap) -> Window:
-        return cls(sim, tap, _counts(sim), len(tap.connections))
-
-    async def close(self) -> None:
-        await asyncio.sleep(SETTLE_SECONDS)
-        self.end, self.tap_end = _counts(self.sim), len(self.tap.connections)
-
-    def sim_events(self) -> list[tuple[SimConnection, dict[str, Any]]]:
-        """Client events that reached the simulator in the window, with their connection."""
-        assert self.end is not None, "window still open"
-        return [
-            (conn, event)
-            for conn in self.sim.connections
-            if id(conn) in self.end
-            for event in conn.received[self.start.get(id(conn), 0) : self.end[id(conn)]]
-        ]
-
-    def count(self, event_type: str) -> int:
-        return sum(1 for _, event in self.sim_events() if event["type"] == event_type)
-
-    def texts(self, conn: SimConnection | None = None) -> list[str]:
-        """Texts our server put into a session (`conversation.item.create`) in the window."""
-        return [
-            part.get("text")
-            for c, event in self.sim_events()
-            if event["type"] == "conversation.item.create" and conn in (None, c)
-            for part in event["item"]["content"]
-        ]
-
-    def tap_connections(self, kind: str) -> list[Connection]:
-        return [c for c in self.tap.connections[self.tap_start : self.tap_end] if c.kind == kind]
-
-
-def _counts(sim: RealtimeSimulator) -> dict[int, int]:
-    return {id(conn): len(conn.received) for conn in sim.connections}
 
 
 @dataclass
@@ -225,9 +171,7 @@ class Turn:
 
     def commit_connection(self) -> SimConnection:
         """The Realtime session that heard this request's audio."""
-        conns = [c for c, e in self.window.sim_events() if e["type"] == "input_audio_buffer.commit"]
-        assert len(conns) == 1, conns
-        return conns[0]
+        return self.window.heard()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -299,11 +243,12 @@ async def test_spoken_turn_stt_intent_tts(rig: Rig, first_turn: Turn) -> None:
 
 
 async def test_spoken_turn_reaches_us_once(rig: Rig, first_turn: Turn) -> None:
-    """One STT request and one agent request; one commit and one response upstream."""
+    """One STT request and one agent request; the words committed once (by the API's turn
+    detection: see test_the_api_hears_the_end_first) and one response upstream."""
     window = first_turn.window
     assert len(window.tap_connections("stt")) == 1, rig.context()
     assert len(first_turn.agent_requests()) == 1, rig.context()
-    assert window.count("input_audio_buffer.commit") == 1
+    assert len(window.commits()) == 1
     assert window.count("response.create") == 1, [e["type"] for _, e in window.sim_events()]
     # The agent's answer came from the session that heard the audio (one round trip).
     conn = first_turn.commit_connection()
@@ -311,6 +256,21 @@ async def test_spoken_turn_reaches_us_once(rig: Rig, first_turn: Turn) -> None:
     agent = first_turn.agent_requests()[0]
     answered = [e.type for e in agent.answered]
     assert answered.count("handled") == 1 and "not-handled" not in answered, answered
+
+
+async def test_the_api_hears_the_end_first(rig: Rig, first_turn: Turn) -> None:
+    """The API's turn detection (ha_turns: api, the default) commits the words before HA's VAD
+    has ended the speech: the simulator's semantic_vad waits 0.8 s of silence, HA's VAD about
+    1.3 s from the last word, so no commit of ours. HA 2026 reads the transcript as it comes:
+    its stt-end is before its VAD's end (if that comes at all); HA 2025 reads it only after
+    its audio-stop."""
+    assert first_turn.window.count("input_audio_buffer.commit") == 0, upstream(first_turn)
+    types = [e["type"] for e in first_turn.result["events"]]
+    print(f"{rig.spec.label}: {first_turn.timeline()}")
+    if at_least(rig.spec, "2026.1"):
+        assert "stt-vad-end" not in types or types.index("stt-end") < types.index("stt-vad-end")
+    else:
+        assert types.index("stt-vad-end") < types.index("stt-end"), types
 
 
 # -- what HA sends us, per release -------------------------------------------------------
@@ -324,9 +284,12 @@ async def test_stt_request_as_ha_sends_it(rig: Rig, first_turn: Turn) -> None:
     assert (start.data["rate"], start.data["width"], start.data["channels"]) == (16000, 2, 1)
     sizes = [e.payload_length for e in stt.sent if e.type == "audio-chunk"]
     assert sizes and set(sizes[:-1]) == {CHUNK_BYTES} and 0 < sizes[-1] <= CHUNK_BYTES, sizes
-    assert stt.types()[-1] == "audio-stop", stt.types()[-3:]
-    # HA streamed the speech and cut it at the end of its own VAD: all the words, not the
-    # seconds of silence after them that the "microphone" had.
+    # HA 2025 streams until its VAD ends the speech, then sends audio-stop; HA 2026 stops
+    # streaming at our transcript (the API heard the end first: no audio-stop at all).
+    last = "audio-chunk" if at_least(rig.spec, "2026.1") else "audio-stop"
+    assert stt.types()[-1] == last, stt.types()[-3:]
+    # HA streamed the speech and cut it at the end: all the words, not the seconds of
+    # silence after them that the "microphone" had.
     streamed = len(sizes) * CHUNK_BYTES / 32000
     result = first_turn.result
     assert result["speech_end"] < streamed < result["audio_seconds"] - 2, (streamed, result)

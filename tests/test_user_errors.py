@@ -375,6 +375,7 @@ def test_a_turn_line_cut_at_80_characters_ends_with_an_ellipsis(
         answer=SimpleNamespace(text=answer),
         reason=None,
         audio_deltas_dropped=0,
+        ended_by="audio-stop",
         commands=[],
     )
     with caplog.at_level(logging.INFO, logger="wyoming_realtime_text"):

@@ -162,34 +162,41 @@ async def test_a_refused_key_does_not_keep_the_warm_pool_retrying(
         assistant = Assistant(settings_for(sim, warm_sessions=None))
         assistant.start()
         try:
-            await until(lambda: sim.handshakes == 2, "one try per pool")
+            await until(lambda: sim.handshakes == 1, "one try for the pool")
             await asyncio.sleep(0.3)
-            assert sim.handshakes == 2, "no retry loop on a refused key"
+            assert sim.handshakes == 1, "no retry loop on a refused key"
             turn = await assistant.answer("hello", "c1", "en")
             await turn.wait()
             assert (turn.outcome, turn.reason) == (Outcome.FALLBACK, "http_401")
             assert turn.answer.text == assistant.settings.key_error_text
             await asyncio.sleep(0.3)
-            assert sim.handshakes == 4, "the turn's own try, and one more for its pool"
+            assert sim.handshakes == 3, "the turn's own try, and one more for its pool"
         finally:
             await assistant.close()
 
 
-@pytest.mark.parametrize("satellites", [0, 2])
+@pytest.mark.parametrize(("ha_turns", "satellites"), [("api", 0), ("api", 2), ("ha", 0), ("ha", 2)])
 async def test_warm_sessions_is_the_number_of_spares_at_idle(
-    sim: RealtimeSimulator, satellites: int
+    sim: RealtimeSimulator, ha_turns: str, satellites: int
 ) -> None:
-    """The README's meaning: `warm_sessions` spares for each kind of turn (Home Assistant's;
-    streamed), plus one per satellite served here; nothing more while nobody speaks."""
+    """The README's meaning: `warm_sessions` spares, plus one per satellite served here;
+    nothing more while nobody speaks. With ha_turns: ha, Home Assistant's turns have sessions
+    of their own kind (no turn detection): `warm_sessions` spares of each kind."""
     raw = settings_for(sim, warm_sessions=None)
     links = [SatelliteSettings(uri=f"tcp://127.0.0.1:{10700 + n}") for n in range(satellites)]
-    assistant = Assistant(dataclasses.replace(raw, satellites=links))
+    vad = dataclasses.replace(raw.turn_detection, ha_turns=ha_turns)
+    assistant = Assistant(dataclasses.replace(raw, satellites=links, turn_detection=vad))
     assistant.start()
+    spares = 1 + satellites + (1 if ha_turns == "ha" else 0)
     try:
-        await until(lambda: sim.handshakes == 2 + satellites, "the spares")
+        await until(lambda: sim.handshakes == spares, "the spares")
         await asyncio.sleep(0.3)
-        assert sim.handshakes == 2 + satellites
-        assert [p.ready for p in assistant.pools.values()] == [1, 1 + satellites]
+        assert sim.handshakes == spares
+        if ha_turns == "ha":
+            assert [p.ready for p in assistant.pools.values()] == [1 + satellites, 1]
+        else:
+            assert assistant.pools[False] is assistant.pools[True]
+            assert assistant.pools[True].ready == 1 + satellites
     finally:
         await assistant.close()
 
@@ -197,7 +204,7 @@ async def test_warm_sessions_is_the_number_of_spares_at_idle(
 async def test_an_unreachable_api_is_warned_about_once_not_per_pool_and_retry(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """One warning per problem: both pools retrying every RETRY_SECONDS say it once, and
+    """One warning per problem: the pools retrying every RETRY_SECONDS say it once, and
     once sessions open again, that is said too."""
     monkeypatch.setattr(pool, "RETRY_SECONDS", 0.05)
     caplog.set_level(logging.DEBUG, logger="wyoming_realtime_text")

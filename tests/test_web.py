@@ -22,6 +22,7 @@ from harness import (
     SECRET_KEY,
     HomeAssistant,
     server_config,
+    speech,
     start_server,
     stop_server,
     tone,
@@ -239,6 +240,34 @@ async def test_nothing_served_holds_the_key(sim: RealtimeSimulator, observed: Ob
 
 
 @asyncio_test
+async def test_the_page_and_the_log_say_who_ended_the_speech(
+    sim: RealtimeSimulator, observed: Observed
+) -> None:
+    """HA 2026 streaming the words and its VAD's silence: the API's turn detection ended the
+    turn, and the page and the turn's JSON log line say so (how a user tunes eagerness)."""
+    said = unique("What is the weather like")
+    sim.scenario = Scenario(transcript=said, reply="Sunny all day.")
+    ha = HomeAssistant(observed.server.uri, version=(2026, 11))
+    await ha.stt(speech("kitchen") + bytes(16000 * 2 * 13 // 10))
+    assert ha.audio_stopped_at is None
+    await ha.ask(said, uuid.uuid4().hex)
+
+    def logged() -> list[dict[str, Any]]:
+        entries = [json.loads(line) for line in observed.server.log().splitlines() if line]
+        return [e for e in entries if (e.get("turn") or {}).get("transcript") == said]
+
+    async def shown() -> bool:
+        _, body = await observed.get("/api/activity")
+        turns = [t for t in json.loads(body)["turns"] if t["transcript"] == said]
+        return bool(turns) and turns[0]["status"] != "streaming" and bool(logged())
+
+    await eventually(shown)
+    _, body = await observed.get("/api/activity")
+    (turn,) = [t for t in json.loads(body)["turns"] if t["transcript"] == said]
+    assert turn["ended_by"] == "vad"
+    assert [e["turn"]["ended_by"] for e in logged()] == ["vad"]
+
+
 async def test_json_logs_are_one_object_per_line_without_the_key(observed: Observed) -> None:
     lines = observed.server.log().splitlines()
     entries = [json.loads(line) for line in lines if line.strip()]  # every line parses

@@ -96,6 +96,7 @@ class TurnRecord:
     dropped: int = 0
     seconds: float | None = None
     first_text: float | None = None
+    ended_by: str | None = None  # who ended the user's audio (Turn.ended_by)
     commands: list[str] = field(default_factory=list)
     model: str = ""  # for the cost estimate
     usage: dict[str, Any] | None = None
@@ -109,6 +110,7 @@ class TurnRecord:
         self.reason, self.dropped = turn.reason, turn.audio_deltas_dropped
         self.seconds = time.monotonic() - self.began
         self.first_text = first_text_delay(turn)
+        self.ended_by = turn.ended_by
         self.turn = None
 
     def state(self) -> dict[str, Any]:
@@ -124,6 +126,7 @@ class TurnRecord:
             "dropped": turn.audio_deltas_dropped if turn else self.dropped,
             "seconds": self.seconds,
             "first_text": self.first_text,
+            "ended_by": turn.ended_by if turn else self.ended_by,
             "commands": list(turn.commands) if turn else self.commands,
             "usage": usage_of(turn, self.model) if turn else self.usage,
         }

@@ -85,6 +85,9 @@ class RealtimeSettings:
     warm_sessions: int = 1
     max_retries: int = 2
     retry_backoff: float = 0.5
+    # The API's input noise reduction (GA audio.input.noise_reduction; beta's
+    # input_audio_noise_reduction): off, or tuned for a close or a distant microphone.
+    noise_reduction: Literal["off", "near_field", "far_field"] = "off"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ class TurnDetectionSettings:
     threshold: float = 0.5
     silence_ms: int = 500
     no_speech_seconds: float = 3.0
+    # Who ends Home Assistant's STT turns: the API's turn detection (or HA's audio-stop,
+    # whichever is first), or HA's audio-stop alone.
+    ha_turns: Literal["api", "ha"] = "api"
+    requires_external_vad: bool = True  # told to HA: keep its own VAD running too
 
 
 @dataclass(frozen=True)

@@ -202,22 +202,25 @@ class Assistant:
         dialect = DialectChoice(settings.realtime.dialect)  # one API: one answer on beta
         languages = tuple(language_hints(settings.languages))
         warm = settings.realtime.warm_sessions
-        self.pools = {
-            False: SessionPool(realtime, warm, dialect=dialect, languages=languages),
-            True: SessionPool(
-                realtime,
-                # Streamed turns (direct clients, satellites): as many, and one more per
-                # satellite served here (README: realtime.warm_sessions).
-                warm + len(settings.satellites) if warm else 0,
-                turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
-                dialect=dialect,
-                languages=languages,
-            ),
-        }
+        streams = SessionPool(
+            realtime,
+            # `warm` spares, and one more per satellite served here (README:
+            # realtime.warm_sessions).
+            warm + len(settings.satellites) if warm else 0,
+            turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),
+            dialect=dialect,
+            languages=languages,
+        )
+        # Sessions by whether the API's turn detection is on. When it ends Home Assistant's
+        # turns too (ha_turns: api), every session has it: typed turns never append audio,
+        # so it never fires there, and any conversation can take a spoken follow-up.
+        self.pools = {True: streams, False: streams}
+        if vad.ha_turns == "ha":
+            self.pools[False] = SessionPool(realtime, warm, dialect=dialect, languages=languages)
 
     def start(self) -> None:
         """Open the warm sessions (call once the event loop runs)."""
-        for pool in self.pools.values():
+        for pool in self._distinct_pools():
             pool.start()
         self._ensure_sweeper()
 
@@ -380,12 +383,15 @@ class Assistant:
         self.conversations.clear()
         self._unbound.clear()
         await asyncio.gather(*(c.close() for c in conversations), return_exceptions=True)
-        await asyncio.gather(*(p.close() for p in self.pools.values()), return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in self._distinct_pools()), return_exceptions=True)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
     # -- internals ------------------------------------------------------------------------
+
+    def _distinct_pools(self) -> list[SessionPool]:
+        return list(dict.fromkeys(self.pools.values()))
 
     def _conversation(
         self, conversation_id: str, language: str | None, vad: bool = False

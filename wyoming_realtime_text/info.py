@@ -48,6 +48,11 @@ def build_info(settings: Settings) -> Info:
         "Speech to text through an OpenAI Realtime session",
         languages=languages,
         supports_transcript_streaming=True,
+        requires_external_vad=settings.turn_detection.requires_external_vad,
+        # HA's auto gain helps a quiet far-field voice (the API has none); its noise
+        # reduction is left off when the API's own is on (done twice, it hurts words).
+        prefers_auto_gain_enabled=True,
+        prefers_noise_reduction_enabled=realtime.noise_reduction == "off",
     )
     handle = _program(
         HandleProgram,

@@ -227,7 +227,9 @@ class VoicePipeline:
             respond = request.end_stage in ANSWER_STAGES
         self._converter = AudioConverter()
         # HA's STT requests carry no conversation (their turns are parked for the agent)
-        # and end with audio-stop; pipeline requests are streams the API's VAD may end.
+        # and end with audio-stop or, with ha_turns: api, when the API's turn detection
+        # commits (their sessions have it on: `Assistant.pools`); pipeline requests are
+        # streams the API's turn detection ends (or their own audio-stop).
         streamed = request is not None
         home = self.assistant.home
         # HA's STT turn: HA runs the calls (its agent request decides); a stream of ours:
@@ -245,12 +247,15 @@ class VoicePipeline:
         )
         if runs is not None:
             turn.on_calls = home.runner(self.language, self.area)
-        if not streamed:
-            self._speech = None
-        else:
+        # Whenever the API's turn detection may end the turn (streams; HA's STT turns with
+        # ha_turns: api), the local detector ends one in which nobody speaks: the API
+        # would wait for speech as long as the audio comes. HA's audio-stop ends the rest.
+        if streamed or self.settings.turn_detection.ha_turns == "api":
             self._speech = self._speech or SpeechDetector()
             limit = self.settings.turn_detection.no_speech_seconds
             self._speech.start(limit, partial(self._no_speech, turn, limit))
+        else:
+            self._speech = None
         self.assistant.activity.track(self.label, turn)
         # Owned by this client until someone else may want it: a stream's answer comes back
         # on this connection; an STT turn's answer is HA's agent request's once the
@@ -405,6 +410,7 @@ def log_turn(label: str, turn: Turn, heard: str, started: float) -> None:
         "outcome": outcome.value,
         "reason": turn.reason,
         "seconds": round(seconds, 3),
+        "ended_by": turn.ended_by,  # who ended the user's audio: vad, audio-stop, ...
         "audio_deltas_dropped": turn.audio_deltas_dropped,
         "commands": turn.commands,
     }

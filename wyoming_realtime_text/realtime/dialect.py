@@ -57,7 +57,8 @@ class Dialect:
         languages: Sequence[str] = (),
         turn_detection: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Text-only output, pcm16 24 kHz input, input transcription on.
+        """Text-only output, pcm16 24 kHz input, input transcription on, the API's noise
+        reduction if configured (absent, it is off).
 
         Turn detection is off unless given; when on it must never create responses itself
         (`create_response: false`), or they would come with the session's defaults.
@@ -89,6 +90,12 @@ class Dialect:
             }
             if settings.reasoning_effort and takes_reasoning(settings.model):
                 session["reasoning"] = {"effort": settings.reasoning_effort}
+        if settings.noise_reduction != "off":
+            noise_reduction = {"type": settings.noise_reduction}
+            if self.name == "beta":
+                session["input_audio_noise_reduction"] = noise_reduction
+            else:
+                session["audio"]["input"]["noise_reduction"] = noise_reduction
         return {"type": "session.update", "session": session}
 
     def transcription_update(
