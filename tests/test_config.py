@@ -98,6 +98,15 @@ def test_overrides_win_over_file(tmp_path: Path) -> None:
         ("realtime:\n  api_key: k\nlanguages: []\n", "languages must name at least one language"),
         ("realtime:\n  api_key: ''\n", "realtime.api_key is not set"),
         ("realtime: {api_key: k\n", "is not valid YAML at line"),
+        (
+            "realtime:\n  api_key: k\n"
+            "home_control:\n  enabled: false\nhome_control:\n  clients: []\n",
+            "'home_control' is given twice (lines 3 and 5): keep one",
+        ),
+        (
+            "realtime:\n  api_key: k\n  model: a\n  model: b\n",
+            "'model' is given twice (lines 3 and 4)",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
