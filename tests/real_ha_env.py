@@ -262,11 +262,13 @@ def mounts_under(path: Path) -> list[str]:
     return found
 
 
-def install_ha(build: Build, python: list[str], driver: list[str], loose: bool) -> None:
+def install_ha(
+    spec: HaSpec, build: Build, python: list[str], driver: list[str], loose: bool
+) -> None:
     """homeassistant==VERSION, then its integrations' requirements under its constraints."""
     ignore = ["--ignore-requires-python"] if loose else []
     pip = [*python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *ignore]
-    build.run([*pip, f"homeassistant=={build.spec.version}"], "pip install homeassistant")
+    build.run([*pip, f"homeassistant=={spec.version}"], "pip install homeassistant")
     needs = json.loads(build.run(driver, "reading the integrations' requirements"))
     constraints = ["-c", needs["constraints"]] if needs["constraints"] else []
     build.run([*pip, *constraints, *needs["requirements"]], "pip install the requirements")
@@ -276,7 +278,7 @@ def build_venv(spec: HaSpec, path: Path, build: Build) -> None:
     base = pyenv_python(spec.python)
     build.run([str(base), "-m", "venv", str(path)], "creating the venv")
     python = [str(path / "bin" / "python")]
-    install_ha(build, python, [*python, str(DRIVER), "requirements"], loose=True)
+    install_ha(spec, build, python, [*python, str(DRIVER), "requirements"], loose=True)
 
 
 def build_chroot(spec: HaSpec, root: Path, build: Build) -> None:
@@ -310,7 +312,7 @@ def build_chroot(spec: HaSpec, root: Path, build: Build) -> None:
     python = in_chroot(root, [CHROOT_PYTHON], readonly=binds, env=pip_env)
     requirements = [CHROOT_PYTHON, f"/mnt/tests/{DRIVER.name}", "requirements"]
     driver = in_chroot(root, requirements, readonly=binds)
-    install_ha(build, python, driver, loose=False)
+    install_ha(spec, build, python, driver, loose=False)
     build.run(in_chroot(root, ["apt-get", "clean"]), "apt-get clean (chroot)")
     shutil.rmtree(root / "root/.cache", ignore_errors=True)
 
@@ -389,34 +391,22 @@ def cached_root(
 def ha_env(spec: HaSpec) -> HaEnv:
     """The environment for ``spec``: reused when cached and working, else built from nothing.
 
-    Raises EnvMissing when this machine cannot have it at all, EnvError when a build fails.
+    Raises EnvMissing when this machine cannot have it at all, EnvError when a build fails
+    (or builds something that does not run its HA).
     """
     if spec.chroot and os.geteuid() != 0:
         raise EnvMissing("a chroot needs root")
     if spec.chroot and not (shutil.which("unshare") and shutil.which("chroot")):
         raise EnvMissing("unshare and chroot (util-linux, coreutils) are needed")
-    path = cache_dir() / spec.key
-    marker = path.parent / f"{spec.key}.built.json"
-    with locked(path.parent / f"{spec.key}.lock"):
-        if marker.exists():
-            built = json.loads(marker.read_text())
-            env = HaEnv(spec, path, built.get("build_seconds"))
-            if check(env) is None:
-                return env
-        if mounts := mounts_under(path):
-            raise EnvError(f"{spec.label}: mounts under {path}, not removing it: {mounts}")
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(path, ignore_errors=True)
-        build = Build(spec, path.parent / f"{spec.key}.build.log")
-        started = time.monotonic()
-        try:
-            (build_chroot if spec.chroot else build_venv)(spec, path, build)
-        except BaseException:
-            if not mounts_under(path):
-                shutil.rmtree(path, ignore_errors=True)
-            raise
-        env = HaEnv(spec, path, round(time.monotonic() - started, 1))
-        if (problem := check(env)) is not None:
+
+    def works(path: Path) -> bool:
+        return check(HaEnv(spec, path, None)) is None
+
+    def make(path: Path, build: Build) -> None:
+        (build_chroot if spec.chroot else build_venv)(spec, path, build)
+        if (problem := check(HaEnv(spec, path, None))) is not None:
             raise EnvError(f"{spec.label} was built but does not run: {problem}")
-        marker.write_text(json.dumps({"spec": spec.key, "build_seconds": env.build_seconds}))
-        return env
+
+    path = cached_root(spec.key, spec.label, works, make)
+    built = json.loads((path.parent / f"{spec.key}.built.json").read_text())
+    return HaEnv(spec, path, built.get("build_seconds"))
