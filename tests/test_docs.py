@@ -1,8 +1,9 @@
-"""The docs match the code: every setting is in the README's table and the packaged config,
-with the default the code has (the add-on's options: tests/test_addon.py).
+"""The docs match the code: every setting is in the configuration table (docs/configuration.md)
+and the packaged config, with the default the code has (the add-on's options:
+tests/test_addon.py); and every link between the docs leads somewhere.
 
-A setting added to `config.py` without a README row, or a default changed in one place only,
-fails here rather than misleading a user who reads the table.
+A setting added to `config.py` without a row, a default changed in one place only, or a
+section moved without its links, fails here rather than misleading a user who reads them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,17 @@ from addon_files import REPO
 
 from wyoming_realtime_text.config import Settings, default_config_text, load_settings
 
-README = (REPO / "README.md").read_text(encoding="utf-8")
+CONFIGURATION = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
 # The configuration table's rows: | `section.key` | `default` | what it does |
-ROWS = dict(re.findall(r"^\| `([a-z_]+(?:\.[a-z_]+)?)` \| ([^|]*) \|", README, re.MULTILINE))
+ROWS = dict(re.findall(r"^\| `([a-z_]+(?:\.[a-z_]+)?)` \| ([^|]*) \|", CONFIGURATION, re.MULTILINE))
+# The Markdown a user reads: the README, its docs pages, the bench's, the add-on's.
+PAGES = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    REPO / "bench" / "README.md",
+    REPO / "addon" / "wyoming_realtime_text" / "DOCS.md",
+]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 SECRETS = {"realtime.api_key", "homeassistant.token"}  # shown as how to set them, not a value
 
 
@@ -47,10 +56,10 @@ def value_of(key: str) -> Any:
     return value
 
 
-def test_every_setting_has_a_row_in_the_readme() -> None:
+def test_every_setting_has_a_row_in_the_table() -> None:
     missing = [key for key in KEYS if key not in ROWS and key != "satellites"]
-    assert missing == [], f"add a row to README.md's configuration table for {missing}"
-    assert "`satellites[].uri`" in README, "the satellites' keys are documented as such"
+    assert missing == [], f"add a row to docs/configuration.md's table for {missing}"
+    assert "`satellites[].uri`" in CONFIGURATION, "the satellites' keys are documented as such"
 
 
 def test_every_setting_is_in_the_packaged_config() -> None:
@@ -77,7 +86,7 @@ def shown_default(key: str) -> str | None:
 
 
 @pytest.mark.parametrize("key", [k for k in KEYS if shown_default(k) is not None])
-def test_the_readme_shows_the_default_the_server_has(key: str) -> None:
+def test_the_table_shows_the_default_the_server_has(key: str) -> None:
     """A row's default cell, where it is a `value`, is what the server runs with."""
     text, value = shown_default(key), value_of(key)
     assert text is not None
@@ -91,6 +100,29 @@ def test_the_readme_shows_the_default_the_server_has(key: str) -> None:
         assert text.strip('"') == value, (key, text)
 
 
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces -."""
+    headings = re.findall(r"^#{1,6} (.+)$", page.read_text(encoding="utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(REPO)))
+def test_every_link_leads_somewhere(page: Path) -> None:
+    """Relative links name a file of the repository, and #anchors a heading in it."""
+    broken = []
+    for target in LINK.findall(page.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists() or (
+            anchor and linked.suffix == ".md" and anchor not in anchors(linked)
+        ):
+            broken.append(target)
+    assert broken == []
+
+
 def test_docs_tests_read_real_files() -> None:
     """The tables above were found (a regex that matched nothing would pass everything)."""
-    assert len(ROWS) > 40 and Path(REPO / "README.md").is_file()
+    assert len(ROWS) > 40 and all(page.is_file() for page in PAGES)
+    assert len(LINK.findall((REPO / "README.md").read_text(encoding="utf-8"))) > 30

@@ -204,7 +204,7 @@ class Assistant:
         warm = settings.realtime.warm_sessions
         streams = SessionPool(
             realtime,
-            # `warm` spares, and one more per satellite served here (README:
+            # `warm` spares, and one more per satellite served here (docs/configuration.md,
             # realtime.warm_sessions).
             warm + len(settings.satellites) if warm else 0,
             turn_detection(vad.type, vad.eagerness, vad.threshold, vad.silence_ms),

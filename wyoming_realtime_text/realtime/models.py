@@ -110,7 +110,8 @@ def _shutdown_warning(key: str, name: str, today: datetime.date) -> str:
 
 @dataclass(frozen=True)
 class Price:
-    """US dollars per 1M tokens (OpenAI's list, December 2026; README "Choosing a model")."""
+    """US dollars per 1M tokens (OpenAI's list, December 2026; docs/configuration.md,
+    "Choosing a model")."""
 
     audio_in: float
     text_in: float
