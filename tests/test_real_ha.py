@@ -1,12 +1,12 @@
 """Black-box tests against REAL Home Assistant core, for the HA releases users have now.
 
 Each release runs in its own cached environment (`real_ha_env`): HA 2026.11 on Python 3.14
-in a Debian chroot, 2025.12.5 and 2025.4.4 on pyenv's Python 3.13.0. HA core is booted
-headless on loopback by `ha_driver.py`; our server is added through HA's real Wyoming config
-flow (through `WyomingTap`, a recording proxy, so that what HA sends us can be read), with
-the simulated Wyoming TTS as a second entry; the preferred Assist pipeline uses our STT and
-agent and that TTS. Speech is the repo's espeak-ng WAVs, streamed as a satellite would; the
-Realtime simulator's STT "hears" the text each test gives it.
+in a Debian chroot, 2025.12.5 and 2025.4.4 on pyenv's Python 3.13.0 (the rig: `ha_rig.py`).
+HA core is booted headless on loopback by `ha_driver.py`; our server is added through HA's
+real Wyoming config flow (through `WyomingTap`, a recording proxy, so that what HA sends us
+can be read), with the simulated Wyoming TTS as a second entry; the preferred Assist
+pipeline uses our STT and agent and that TTS. Speech is the repo's espeak-ng WAVs, streamed
+as a satellite would; the Realtime simulator's STT "hears" the text each test gives it.
 
 Each HA boots once per module run; the observations several checks share (a first spoken
 turn, a spoken follow-up, a local command) are made once, in module fixtures, and each
@@ -15,13 +15,8 @@ check asserts one thing about them.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -30,22 +25,14 @@ from ha_home import (
     env,  # noqa: F401  (a fixture)
     spec,  # noqa: F401  (a fixture)
 )
-from ha_window import Window
-from harness import ServerProcess, free_port, running_server, server_config
-from real_ha import HaProcess
+from ha_rig import BEDROOM, KITCHEN, OUR_TITLE, TTS_TITLE, Rig, Turn, answer_to, booted, upstream
 from real_ha_env import HaEnv, HaSpec
-from wyoming_tap import Connection, WyomingTap
-
-from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection, SimulatedTts
 
 # Environment builds count toward the first test of each release; every wait inside is
 # bounded on its own (build steps, HA's boot, each command).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(2400)]
 
-FIXTURES = Path(__file__).parent / "fixtures"
-KITCHEN, BEDROOM = FIXTURES / "speech-kitchen.wav", FIXTURES / "speech-bedroom.wav"
 LANGUAGES = ["en", "ja"]  # our server's `languages` (harness.server_config)
-OUR_TITLE, TTS_TITLE = "realtime-text", "simulated-tts"  # the entries' titles: program names
 QUESTION = "What is the weather like today?"
 FOLLOW_UP = "And what about tomorrow?"
 TYPED = "How far away is the moon?"
@@ -54,50 +41,7 @@ LOCAL_LIGHT = "Turn on the kitchen light."
 CHUNK_BYTES = 320  # HA's STT audio: 10 ms at 16 kHz, 16-bit mono
 
 
-def answer_to(text: str) -> str:
-    """What the simulated model answers: one sentence, so the TTS speaks it in one piece."""
-    return f"Realtime answer to {text.strip().rstrip('.?!')}."
-
-
 # -- the rig -----------------------------------------------------------------------------
-
-
-@dataclass
-class Rig:
-    spec: HaSpec
-    env: HaEnv
-    sim: RealtimeSimulator
-    tts: SimulatedTts
-    server: ServerProcess
-    tap: WyomingTap
-    ha: HaProcess
-
-    @contextlib.asynccontextmanager
-    async def window(self) -> AsyncIterator[Window]:
-        window = Window.open(self.sim, self.tap)
-        yield window
-        await window.close()
-
-    def context(self) -> str:
-        """What to show when a check fails: both sides' logs."""
-        ours = self.server.log()[-6000:]
-        return f"\n--- our server's log ---\n{ours}\n--- HA's log ---\n{self.ha.log()}"
-
-    async def speak(self, wav: Path, heard: str, **options: Any) -> Turn:
-        """One spoken request through HA's Assist pipeline, and what reached us for it."""
-        self.sim.scenario = Scenario(transcript=heard, reply=answer_to)
-        async with self.window() as window:
-            result = await self.ha.call("pipeline", wav=wav.name, **options)
-        turn = Turn(result, window)
-        # Shown with -s, or when a check fails.
-        print(f"{self.spec.label}: {heard!r}: {turn.timeline()}; upstream {upstream(turn)}")
-        return turn
-
-    async def type(self, text: str, conversation_id: str | None = None) -> dict[str, Any]:
-        self.sim.scenario = Scenario(reply=answer_to)
-        return await self.ha.call(
-            "converse", text=text, conversation_id=conversation_id, agent_title=OUR_TITLE
-        )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -106,72 +50,8 @@ async def rig(
     env: HaEnv,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Rig]:
-    tmp = tmp_path_factory.mktemp(f"real-ha-{spec.version}")
-    async with (
-        RealtimeSimulator(host="127.0.0.1", port=0) as sim,
-        SimulatedTts() as tts,
-        running_server(tmp, server_config(sim.url, "ga")) as server,
-        WyomingTap(server.port) as tap,
-    ):
-        settings = {
-            "http_port": free_port(),
-            "wyoming": [["127.0.0.1", tap.port], ["127.0.0.1", tts.port]],
-            "agent_title": OUR_TITLE,
-            "tts_title": TTS_TITLE,
-        }
-        ha = await HaProcess.start(env, tmp / "ha", settings, [KITCHEN, BEDROOM])
-        try:
-            yield Rig(spec, env, sim, tts, server, tap, ha)
-        finally:
-            code = await ha.stop()
-            shutil.rmtree(tmp / "ha", ignore_errors=True)
-        assert code == 0, f"HA exited {code}"
-
-
-@dataclass
-class Turn:
-    """A spoken request's pipeline result, and what reached our server and the simulator."""
-
-    result: dict[str, Any]
-    window: Window
-
-    def events(self, event_type: str) -> list[dict[str, Any]]:
-        return [e for e in self.result["events"] if e["type"] == event_type]
-
-    def event(self, event_type: str) -> dict[str, Any]:
-        found = self.events(event_type)
-        assert len(found) == 1, (event_type, self.result["events"])
-        return found[0]
-
-    @property
-    def stt_text(self) -> str:
-        return self.event("stt-end")["data"]["stt_output"]["text"]
-
-    @property
-    def intent_output(self) -> dict[str, Any]:
-        return self.event("intent-end")["data"]["intent_output"]
-
-    @property
-    def speech(self) -> str:
-        return self.intent_output["response"]["speech"]["plain"]["speech"]
-
-    @property
-    def conversation_id(self) -> str:
-        return self.intent_output["conversation_id"]
-
-    def timeline(self) -> str:
-        """When each pipeline stage ended, in seconds from the first audio sent."""
-        stages = ["stt-vad-start", "stt-vad-end", "stt-end", "intent-end", "tts-end"]
-        times = {e["type"]: e["t"] for e in self.result["events"] if e["type"] in stages}
-        steps = ", ".join(f"{name} {t:.3f}" for name, t in times.items())
-        return f"speech ended {self.result['speech_end']:.3f}: {steps}"
-
-    def agent_requests(self) -> list[Connection]:
-        return self.window.tap_connections("agent")
-
-    def commit_connection(self) -> SimConnection:
-        """The Realtime session that heard this request's audio."""
-        return self.window.heard()
+    async with booted(spec, env, tmp_path_factory.mktemp(f"real-ha-{spec.version}")) as rig:
+        yield rig
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -351,16 +231,6 @@ async def test_follow_up_keeps_the_conversation(
     assert QUESTION in understood and FOLLOW_UP in understood, (understood, rig.context())
     answered = [e.type for e in agent.answered]
     assert answered.count("handled") == 1, answered
-
-
-def upstream(turn: Turn) -> dict[str, list[str]]:
-    """What our server sent upstream for ``turn``, per session, without the audio appends."""
-    sessions: dict[str, list[str]] = {}
-    for conn, event in turn.window.sim_events():
-        if event["type"] != "input_audio_buffer.append":
-            name = f"session {turn.window.sim.connections.index(conn)}"
-            sessions.setdefault(name, []).append(event["type"])
-    return sessions
 
 
 async def test_one_response_per_spoken_request(
