@@ -423,8 +423,9 @@ async def test_dialect_mismatch_is_logged_and_never_spoken_as_audio(tmp_path: Pa
     assert "unknown_parameter" in log
 
 
-async def exchange(uri: str, *events: Event) -> list[Event]:
-    """Send events, then read until the server closes the connection (or 5 s pass)."""
+async def exchange(uri: str, *events: Event, until: str | None = None) -> list[Event]:
+    """Send events, then read until the server closes the connection, an event of type
+    `until` came, or 5 s passed."""
     received: list[Event] = []
     async with AsyncTcpClient.from_uri(uri) as client:
         for event in events:
@@ -433,6 +434,8 @@ async def exchange(uri: str, *events: Event) -> list[Event]:
             async with asyncio.timeout(5):
                 while (event := await client.read_event()) is not None:
                     received.append(event)
+                    if event.type == until:
+                        break
     return received
 
 
@@ -471,7 +474,7 @@ async def test_bad_audio_gets_a_clear_error_and_the_server_goes_on(
 
 
 async def test_empty_agent_request_is_not_handled(server: ServerProcess) -> None:
-    received = await exchange(server.uri, Transcript(text="  ").event())
+    received = await exchange(server.uri, Transcript(text="  ").event(), until="not-handled")
     assert [e.type for e in received] == ["not-handled"]
 
 
