@@ -15,6 +15,7 @@ from test_conversations import settings_for, speak
 
 from wyoming_realtime_text.config import SatelliteSettings
 from wyoming_realtime_text.conversations import Assistant
+from wyoming_realtime_text.home.peer import Peer
 from wyoming_realtime_text.realtime import pool
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection
 from wyoming_realtime_text.turn import Outcome
@@ -86,6 +87,46 @@ async def test_a_lost_session_is_replaced_and_re_seeded(sim: RealtimeSimulator) 
             ("assistant", "Nice to meet you, Ada."),
             ("user", "What is my name?"),
         ]
+    finally:
+        await assistant.close()
+
+
+async def test_a_new_session_is_told_the_calls_the_old_one_made(sim: RealtimeSimulator) -> None:
+    """A command's calls and what became of them are re-seeded with its words, so that
+    "turn it off again" still knows what "it" is after a lost session."""
+    assistant = Assistant(settings_for(sim))
+    tools = assistant.home.tools(Peer.from_request("1.10.2", {"conversation_id": "c1"}))
+    try:
+        sim.scenario = Scenario()
+        command = await assistant.answer("Turn on the kitchen light.", "c1", "en", tools=tools)
+        await command.wait()
+        (call,) = command.calls
+        await command.report([(call, "Sent to Home Assistant.")])
+        await asyncio.sleep(0.05)  # remembered
+        sim.scenario = Scenario(session_expired_after=1, reply="One two three.")
+        await (await assistant.answer("Count to three.", "c1", "en")).wait()
+        sim.scenario = Scenario(reply="It is on.")
+        await (await assistant.answer("Is it on?", "c1", "en")).wait()
+        _, new = sim.connections
+        created = [e["item"] for e in new.received if e["type"] == "conversation.item.create"]
+        assert [item["type"] for item in created] == [
+            "message",
+            "function_call",
+            "function_call_output",
+            "message",
+        ]
+        assert (created[1]["call_id"], created[1]["name"]) == (call.call_id, call.name)
+        assert created[1]["arguments"] == call.arguments
+        assert created[2] == {
+            "type": "function_call_output",
+            "call_id": call.call_id,
+            "output": "Sent to Home Assistant.",
+        }
+        assert created[0]["content"][0]["text"] == "Turn on the kitchen light."
+        assert created[3]["content"][0]["text"] == "Is it on?"
+        errors = [t for _, way, t in new.log if way == "out" and t == "error"]
+        assert errors == [], "the API took every re-seeded item"
+        assert command.user_item_id in new.items and set(command.item_ids) <= set(new.items)
     finally:
         await assistant.close()
 

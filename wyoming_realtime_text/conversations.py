@@ -31,7 +31,7 @@ from .realtime.dialect import turn_detection
 from .realtime.events import RealtimeError
 from .realtime.models import base_language, language_hints
 from .realtime.pool import SessionPool, too_old
-from .realtime.session import DialectChoice, RealtimeSession
+from .realtime.session import DialectChoice, History, RealtimeSession
 from .turn import Claim, Outcome, Turn
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,6 +44,12 @@ _ids = itertools.count(1)
 def normalise(text: str) -> str:
     """How an agent request's text is matched to a parked turn's transcript."""
     return " ".join(text.split()).casefold()
+
+
+def _history(turn: Turn) -> History:
+    """What a new session is told of `turn`: the words, its calls' outcomes, what was said."""
+    told = turn.spoken if turn.spoken is not None else turn.answer.text
+    return History(turn.transcript.text, told.strip(), turn.reported)
 
 
 @dataclass(eq=False)
@@ -82,19 +88,18 @@ class Conversation:
             return self.session
 
     async def _reseed(self, session: RealtimeSession) -> None:
-        """A new session knows nothing: tell it the remembered turns as text."""
+        """A new session knows nothing: tell it the remembered turns (words, calls, answers)."""
         for turn in self.turns:
             turn.user_item_id, turn.item_ids = None, ()  # their ids died with the old session
-        remembered = [t for t in self.turns if t.transcript.text and t.answer.text]
+        history = [(t, _history(t)) for t in self.turns if t.transcript.text]
+        remembered = [(t, h) for t, h in history if h.answer or h.calls]
         if not remembered:
             return
         _LOGGER.info("%s: new session; re-seeding %d turn(s)", self.name, len(remembered))
-        ids = await session.add_history(
-            [(t.transcript.text, t.answer.text.strip()) for t in remembered]
-        )
-        for turn, user_id, answer_id in zip(remembered, ids[::2], ids[1::2], strict=True):
+        ids = await session.add_history([h for _, h in remembered])
+        for (turn, _), (user_id, *others) in zip(remembered, ids, strict=True):
             # Their new ids, so that trimming the history still deletes their items.
-            turn.user_item_id, turn.item_ids = user_id, (answer_id,) if answer_id else ()
+            turn.user_item_id, turn.item_ids = user_id, tuple(i for i in others if i)
 
     def rotate_soon(self, now: float) -> bool:
         """Idle with a session near the API's limit: worth replacing before the next turn."""

@@ -123,6 +123,7 @@ class Turn:
         self.on_calls: Callable[[Turn], Awaitable[str]] | None = None
         self._calls_due: tuple[Outcome, str | None] | None = None
         self.calls: tuple[FunctionCall, ...] = ()
+        self.reported: tuple[tuple[FunctionCall, str], ...] = ()  # the calls' outputs, told
         self.memory = memory or Memory()
         self.confirmable = self.memory.take()  # risky commands the last turn asked about
         self.commands: list[str] = []  # the commands sent for it, as the page shows them
@@ -523,6 +524,7 @@ class Turn:
         request, so "and the bedroom too" or "turn it off again" make sense to it. Their
         items are the turn's, deleted with it when the history is trimmed.
         """
+        self.reported = (*self.reported, *outputs)  # kept for a new session's history
         session = self._session
         if session is None or not session.is_open:
             return

@@ -180,6 +180,17 @@ def turn_detection(kind: str, eagerness: str, threshold: float, silence_ms: int)
     return {**config, "create_response": False, "interrupt_response": False}
 
 
+def function_call_item(call: FunctionCall) -> dict[str, Any]:
+    """An earlier call, re-seeded into a new session (same in both dialects)."""
+    item = {
+        "type": "function_call",
+        "call_id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments,
+    }
+    return {"type": "conversation.item.create", "item": item}
+
+
 def function_output_item(
     call: FunctionCall, output: str, item_id: str | None = None
 ) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
+import itertools
 import json
 import logging
 import re
@@ -30,6 +32,7 @@ from .dialect import (
     DIALECTS,
     GA,
     Dialect,
+    function_call_item,
     function_output_item,
     parse,
     user_text_item,
@@ -101,6 +104,15 @@ class DialectChoice:
                 BETA_REFUSED,
             )
         self.current, self.settled = GA, True
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """One remembered turn, as a new session is told it (`RealtimeSession.add_history`)."""
+
+    user: str
+    answer: str  # what the user was told ("" for none)
+    calls: Sequence[tuple[FunctionCall, str]] = ()  # each call and its function output
 
 
 class RealtimeSession:
@@ -270,20 +282,31 @@ class RealtimeSession:
             model = self.settings.transcription_model
             await self.send(self.dialect.transcription_update(model, language, self.languages))
 
-    async def add_history(self, turns: list[tuple[str, str]]) -> list[str | None]:
-        """Re-seed earlier (question, answer) turns into a new session; their new item ids.
+    async def add_history(self, turns: Sequence[History]) -> list[list[str | None]]:
+        """Re-seed earlier turns into a new session; each turn's new item ids, in order.
 
+        A turn is the user's words, the calls the answer made with what became of each (so
+        that "turn it off again" still knows what "it" is), and what the user was told.
         Waits until the API has added them all, so that their confirmations never reach the
         next turn (which would take a re-seeded user item for its own). None where an item
         was refused.
         """
-        for user_text, answer in turns:
-            await self.send(user_text_item(user_text))
-            await self.send(self.dialect.assistant_text_item(answer))
+        counts = []
+        for turn in turns:
+            items = [user_text_item(turn.user)]
+            for call, output in turn.calls:
+                # Its old id and position died with the old session: appended, in order.
+                items.append(function_call_item(call))
+                items.append(function_output_item(dataclasses.replace(call, item_id=""), output))
+            if turn.answer:
+                items.append(self.dialect.assistant_text_item(turn.answer))
+            for item in items:
+                await self.send(item)
+            counts.append(len(items))
         ids: list[str | None] = []
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                while len(ids) < 2 * len(turns):
+                while len(ids) < sum(counts):
                     event = await self.receive()
                     if isinstance(event, ItemAdded):
                         ids.append(event.item_id)
@@ -293,7 +316,8 @@ class RealtimeSession:
         except TimeoutError:
             message = "the Realtime API did not answer in time"
             raise RealtimeError("connect_timeout", message) from None
-        return ids
+        ends = list(itertools.accumulate(counts))
+        return [ids[end - count : end] for end, count in zip(ends, counts, strict=True)]
 
     async def clear_audio(self) -> None:
         await self.send({"type": "input_audio_buffer.clear"})
