@@ -114,6 +114,16 @@ class HomeHa:
         """The device id of the satellite in the Kitchen (its timers ring in HA)."""
         return self.ha.ready["device_id"]
 
+    @property
+    def api_url(self) -> str:
+        """Where HA's REST and WebSocket APIs are (a home's HA has them on)."""
+        return f"http://127.0.0.1:{self.ha.ready['api']['http_port']}"
+
+    @property
+    def token(self) -> str:
+        """An administrator's long-lived access token for HA's APIs: never to be logged."""
+        return self.ha.ready["api"]["token"]
+
     async def home(self) -> dict[str, Any]:
         """{"entities": {entity_id: {name, state, attributes, area, exposed}}, "calls":
         [{entity_id, service, data, t}], "timers": [{event, id, name, seconds, device_id,
