@@ -21,15 +21,13 @@ from ha_standin import TOKEN, HaStandIn
 from harness import (
     HomeAssistant,
     ServerProcess,
+    pipeline_from,
     running_server,
     server_config,
     speech,
 )
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.pipeline import PipelineStage, RunPipeline
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimulatedSatellite
-from wyoming_realtime_text.simulator.ha_client import TcpClientFrom
 from wyoming_realtime_text.simulator.tts import SimulatedTts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -211,18 +209,7 @@ async def test_the_lights_from_a_satellite_are_its_rooms_lights(
 async def pipeline_tools(uri: str, host: str, sim: RealtimeSimulator) -> set[str]:
     """A run-pipeline client from `host` says a command; the tools its response offered."""
     before = received_count(sim)
-    parsed = uri.removeprefix("tcp://").rsplit(":", 1)
-    async with TcpClientFrom(host, parsed[0], int(parsed[1])) as client:
-        request = RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE)
-        await client.write_event(request.event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-        audio = speech("kitchen")
-        await client.write_event(AudioChunk(16000, 2, 1, audio).event())
-        await client.write_event(AudioStop().event())
-        async with asyncio.timeout(10):
-            while (event := await client.read_event()) is not None:
-                if event.type in ("handled", "error"):
-                    break
+    await pipeline_from(host, uri, speech("kitchen"))
     (create,) = creates(sim, before)
     return {tool["name"] for tool in create["response"].get("tools", [])}
 
