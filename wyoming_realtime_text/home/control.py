@@ -72,15 +72,20 @@ class HomeControl:
         return self.api.home if self.api is not None and self.enabled else None
 
     async def start(self) -> None:
-        """Connect to HA's API, if configured; a refused token leaves it off, said once."""
+        """Connect to HA's API, if configured; a refused token leaves it off, said once.
+
+        A warning, not an error: the server goes on serving (HA's own requests run their
+        commands without the token), only without knowing the home. The error's message
+        says what HA refused and why (never the token); this line, what it means here.
+        """
         if self.api is None or not self.enabled:
             return
         try:
             await self.api.start()
         except HomeAssistantError as err:
-            _LOGGER.error(
-                "Home Assistant refused the access token (%s): the home stays unknown, and "
-                "satellites served here cannot control devices. Check homeassistant.token",
+            _LOGGER.warning(
+                "%s; so the home stays unknown and satellites served here cannot control "
+                "devices (check homeassistant.token)",
                 err,
             )
             self.api = None
