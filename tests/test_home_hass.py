@@ -499,6 +499,7 @@ async def test_exposure_counts_in_intents_only_where_ha_is_told_the_assistant(
     ha: HaStandIn, api: HomeAssistantApi
 ) -> None:
     result = await api.handle_intent("HassTurnOn", {"name": "Secret Light"})
+    assert api.counts_exposure is ha.version.startswith("2026")  # what callers decide by
     if ha.version.startswith("2026"):
         assert not result.ok
         assert result.error_message is not None and "not exposed" not in result.error_message
@@ -568,6 +569,7 @@ async def test_falls_back_when_the_view_takes_name_and_data_only() -> None:
         finally:
             await client.close()
     assert first.ok and second.ok
+    assert not client.counts_exposure  # the old view: exposure does not count
     bodies = [r.body for r in ha.intent_requests]
     assert [r.status for r in ha.intent_requests] == [400, 200, 200]
     assert bodies[0]["assistant"] == "conversation"

@@ -182,7 +182,11 @@ async def test_a_satellite_here_runs_its_command_through_has_api_in_its_area(
     await kitchen.trigger()
     await kitchen.wait_played(15)
     (request,) = standin.intent_requests[requests:]
-    assert request.body == {"name": "HassTurnOn", "data": {"domain": ["light"], "area": "Kitchen"}}
+    # Light by light, by name: this HA (2025.12) would switch unexposed ones too.
+    assert request.body == {
+        "name": "HassTurnOn",
+        "data": {"name": "Kitchen Light", "area": "Kitchen"},
+    }
     assert standin.entities["light.kitchen"].state == "on"
     assert standin.entities["light.bedroom"].state == "off"  # the satellite's room only
     said = [e.data["text"] for e in kitchen.received if e.type == "synthesize"][synthesized:]
@@ -225,3 +229,25 @@ async def test_direct_clients_act_on_the_home_only_when_named(
     assert json.dumps(standin.intent_requests[-1].body) == json.dumps(
         {"name": "HassTurnOn", "data": {"name": "Bedroom Light"}}
     )
+
+
+async def test_the_lights_are_sent_light_by_light_where_ha_ignores_exposure(
+    sim: RealtimeSimulator, server: ServerProcess, standin: HaStandIn, home: HomeAssistant
+) -> None:
+    """HA 2025's intent view would switch every light, the unexposed one too: each exposed
+    light goes by its name (real HA: tests/test_real_ha_api.py)."""
+    sim.scenario = Scenario(transcript="Turn on the lights.")
+    requests = len(standin.intent_requests)
+    events = await pipeline_from(ALLOWED, server.uri, speech("kitchen"))
+    assert [r.body for r in standin.intent_requests[requests:]] == [
+        {"name": "HassTurnOn", "data": {"name": name, "area": area}}
+        for name, area in [
+            ("Bedroom Light", "Bedroom"),
+            ("Door Light", "Hallway"),
+            ("Kitchen Light", "Kitchen"),
+        ]
+    ]
+    assert standin.entities["light.secret"].state == "off"
+    assert standin.entities["light.kitchen"].state == "on"
+    [handled] = [e for e in events if e.type == "handled"]
+    assert handled.data["text"] == "Turned on the lights."

@@ -22,9 +22,10 @@ from wyoming.event import Event
 from wyoming.handle import Handled, HandledStop
 
 from ..config import Settings
-from .hass import HomeAssistantApi, HomeAssistantError
+from .calls import Command
+from .hass import HomeAssistantApi, HomeAssistantError, IntentResult
 from .home import Home
-from .intents import Offer, Toolset
+from .intents import TARGET, Offer, Toolset
 from .peer import Peer
 from .plan import Plan, plan
 from .reply import intent_events
@@ -50,6 +51,20 @@ HOME_HEADING = (
 )
 # The direct client (a Wyoming client that connected in) or satellite a turn is for.
 HUB = Peer(version=(1, 10), device=False, conversation=True)
+
+
+def by_name(command: Command, home: Home) -> list[dict[str, Any]]:
+    """The command's slots for each exposed entity it matches, naming that entity (its name,
+    and its area where the intent takes one) instead of the area, floor, domain or device
+    class that picked it; the other slots (a brightness) as they are."""
+    kept = {k: v for k, v in command.slots.items() if k not in TARGET}
+    named = []
+    for entity in home.match(**command.filters()):
+        slots = {**kept, "name": entity.name}
+        if entity.area and "area" in command.spec.slots:
+            slots["area"] = entity.area
+        named.append(slots)
+    return named
 
 
 class HomeControl:
@@ -189,7 +204,7 @@ class HomeControl:
         failed: list[str] = []
         spoken: list[str] = []
         for command in result.send:
-            done = await self.api.handle_intent(command.spec.name, command.slots, language)
+            done = await self._run(command, language)
             if done.ok:
                 spoken.append(done.speech or confirmation(command, language))
             else:
@@ -199,6 +214,26 @@ class HomeControl:
         if not failed:
             return result.text
         return " ".join(dict.fromkeys([*spoken, *failed]))
+
+    async def _run(self, command: Command, language: str | None) -> IntentResult:
+        """One command through HA's API.
+
+        HA's intent view before 2026.4 does not count exposure: it would act on every entity
+        a command's area or domain matches, exposed to Assist or not (the garage light of
+        "turn on the lights"). There a command that names no entity goes as one request per
+        exposed entity it matches, each by that entity's own name and area: what the user
+        may control, and only that. The first failure is the answer.
+        """
+        assert self.api is not None
+        home, spec = self.home, command.spec
+        named = bool(command.slots.get("name"))
+        if home is None or self.api.counts_exposure or named or not spec.targets:
+            return await self.api.handle_intent(spec.name, command.slots, language)
+        results = [
+            await self.api.handle_intent(spec.name, slots, language)
+            for slots in by_name(command, home)
+        ]
+        return next((done for done in results if not done.ok), IntentResult(ok=True))
 
     def decide(
         self, turn: Turn, peer: Peer, language: str | None, area: str | None = None
