@@ -231,6 +231,23 @@ async def test_direct_clients_act_on_the_home_only_when_named(
     )
 
 
+async def test_has_own_request_for_the_lights_runs_here_light_by_light_on_ha_2025(
+    sim: RealtimeSimulator, standin: HaStandIn, home: HomeAssistant
+) -> None:
+    """HA 2025 runs one intent, on unexposed entities too: "the lights" are run here, each
+    exposed light by its name, and HA is told how it went (real HA: test_real_ha_api.py)."""
+    sim.scenario = Scenario()
+    requests = len(standin.intent_requests)
+    reply = await home.ask("Turn on the lights.")
+    assert not reply.intents and reply.spoken == "Turned on the lights."
+    assert [r.body["data"]["name"] for r in standin.intent_requests[requests:]] == [
+        "Bedroom Light",
+        "Door Light",
+        "Kitchen Light",
+    ]
+    assert standin.entities["light.secret"].state == "off"
+
+
 async def test_the_lights_are_sent_light_by_light_where_ha_ignores_exposure(
     sim: RealtimeSimulator, server: ServerProcess, standin: HaStandIn, home: HomeAssistant
 ) -> None:

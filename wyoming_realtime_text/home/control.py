@@ -168,13 +168,21 @@ class HomeControl:
         """The events that end HA's agent answer when `turn` called tools, else None.
 
         The handled stream already sent (HA skips its chunks) is closed first; then the
-        intents, or, when nothing could be sent, a `handled` saying why.
+        intents, or, when nothing could be sent, a `handled` saying why. A command HA 2025
+        would also run on entities not exposed to Assist is run here instead, through HA's
+        API with the home known (`_run`), and the `handled` says how it went.
         """
         home, device = self.home, (context or {}).get("device_id")
         area = home.device_area(device) if home is not None else None  # HA would not narrow
         result = self.decide(turn, peer, language, area=area)
         if result is None:
             return None
+        if result.send and not peer.multi and any(map(self._by_names, result.send)):
+            # HA 2025 would run it on unexposed entities too, and runs one intent only: the
+            # command goes light by light through HA's API here, and HA speaks the result.
+            turn.spoken = await self._execute(result, language)
+            await turn.report(result.outputs)
+            return [Handled(text=turn.spoken, context=context).event(), HandledStop().event()]
         await turn.report(result.outputs)
         if result.send:
             return [HandledStop().event(), *intent_events(result, language)]
@@ -225,15 +233,21 @@ class HomeControl:
         may control, and only that. The first failure is the answer.
         """
         assert self.api is not None
-        home, spec = self.home, command.spec
-        named = bool(command.slots.get("name"))
-        if home is None or self.api.counts_exposure or named or not spec.targets:
-            return await self.api.handle_intent(spec.name, command.slots, language)
+        home, name = self.home, command.spec.name
+        if home is None or not self._by_names(command):
+            return await self.api.handle_intent(name, command.slots, language)
         results = [
-            await self.api.handle_intent(spec.name, slots, language)
-            for slots in by_name(command, home)
+            await self.api.handle_intent(name, slots, language) for slots in by_name(command, home)
         ]
         return next((done for done in results if not done.ok), IntentResult(ok=True))
+
+    def _by_names(self, command: Command) -> bool:
+        """Whether the command goes entity by entity (`_run`): it names no entity, the home
+        is known, and HA's intent view does not count exposure."""
+        api = self.api
+        if api is None or self.home is None or api.counts_exposure:
+            return False
+        return command.spec.targets and not command.slots.get("name")
 
     def decide(
         self, turn: Turn, peer: Peer, language: str | None, area: str | None = None
