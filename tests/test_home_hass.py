@@ -530,6 +530,21 @@ async def test_unknown_intent_and_bad_slots_are_ha_500s(
     assert brightness.error_code == "server_error"
 
 
+async def test_a_failed_match_is_an_http_500_before_2025_10() -> None:
+    """HA up to 2025.9 lets MatchFailedError out of its intent view (measured on 2025.4.4;
+    tests/test_real_ha_api.py compares the stand-in with real HA): said as such."""
+    async with HaStandIn(version="2025.4.4") as ha:
+        await furnish(ha)
+        client = HomeAssistantApi(ha.url, TOKEN, **FAST)
+        await client.start()
+        try:
+            missing = await client.handle_intent("HassTurnOn", {"name": "spaceship"})
+        finally:
+            await client.close()
+    assert (missing.ok, missing.error_code, missing.status) == (False, "server_error", 500)
+    assert "nothing matched" in (missing.error_message or "")
+
+
 async def test_http_401_is_a_clear_error_without_the_token(
     ha: HaStandIn, api: HomeAssistantApi, caplog: pytest.LogCaptureFixture
 ) -> None:
