@@ -6,7 +6,9 @@ the garage door (a cover of device_class garage), and the driver's device as a s
 the Kitchen whose timers HA rings. `home_assistant` boots one such HA with the given Wyoming
 services added through the real config flow, the first one's agent (`agent_title`) in the
 preferred pipeline; `HomeHa` reads and resets the home and speaks or types to HA, and
-`changed` / `called` say what a request did to the home (against INITIAL).
+`changed` / `called` say what a request did to the home (against INITIAL). A home's HA has
+its REST and WebSocket APIs on: `HomeHa.api_url`, and `HomeHa.token` (an administrator's
+long-lived access token, made at boot; never to be logged).
 
 For a test module: `spec` (one HA release per module run, RELEASES) and `env` (its cached
 environment, built side by side with the others from the session's start) are fixtures to

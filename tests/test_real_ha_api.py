@@ -46,7 +46,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -140,24 +140,32 @@ class ApiRig(Rig):
     async def satellite(self, heard: str, scenario: Scenario) -> Heard:
         """Said to the Kitchen satellite our server serves (hub mode), in its conversation;
         the simulator's STT hears ``heard``."""
-        await self.fresh_home()
+
+        async def say() -> list[str]:
+            before = len(said_by(self.kitchen))
+            await self.kitchen.trigger()
+            await self.kitchen.wait_played(PLAYED_SECONDS)
+            return said_by(self.kitchen)[before:]
+
         scenario.transcript = heard
-        self.sim.scenario = scenario
-        before = len(said_by(self.kitchen))
-        window = Window.open(self.sim, self.tap)
-        await self.kitchen.trigger()
-        await self.kitchen.wait_played(PLAYED_SECONDS)
-        await window.close()
-        return Heard(said_by(self.kitchen)[before:], await self.home.home(), window)
+        return await self._turn(scenario, say)
 
     async def client(self, host: str, heard: str) -> Heard:
         """Said by a direct client at ``host`` (run-pipeline asr → handle)."""
+
+        async def say() -> list[str]:
+            events = await pipeline_from(host, self.server.uri, speech("kitchen"))
+            return [str(e.data.get("text")) for e in events if e.type == "handled"]
+
+        return await self._turn(Scenario(transcript=heard), say)
+
+    async def _turn(self, scenario: Scenario, say: Callable[[], Awaitable[list[str]]]) -> Heard:
+        """One turn of our server's own clients on a fresh home, and what it did."""
         await self.fresh_home()
-        self.sim.scenario = Scenario(transcript=heard)
+        self.sim.scenario = scenario
         window = Window.open(self.sim, self.tap)
-        events = await pipeline_from(host, self.server.uri, speech("kitchen"))
+        said = await say()
         await window.close()
-        said = [str(e.data.get("text")) for e in events if e.type == "handled"]
         return Heard(said, await self.home.home(), window)
 
 
