@@ -11,6 +11,7 @@ tools a response was offered, the agent events our server answered with).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 WAV = FIXTURES / "speech-kitchen.wav"  # 1.7 s of speech; the simulator decides what is heard
 OUR_TITLE, TTS_TITLE = "realtime-text", "simulated-tts"  # the entries' titles: program names
 SETTLE_SECONDS = 0.5  # after a request, for what our server still sends upstream for it
+UNLOCK_CALL = ("HassTurnOff", json.dumps({"name": "front door", "domain": ["lock"]}))
+
+
+def unlocks(said: str) -> list[tuple[str, str]]:
+    """The model (`Scenario.calls`): unlocks when asked to, and calls again once the user
+    said yes (it was told the user was asked)."""
+    words = said.strip().lower()
+    return [UNLOCK_CALL] if "unlock" in words or words.startswith("yes") else []
 
 
 @dataclass

@@ -22,7 +22,6 @@ check asserts one thing about them, per release:
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -36,7 +35,7 @@ from ha_home import (
     home_assistant,
     spec,  # noqa: F401  (a fixture)
 )
-from ha_requests import OUR_TITLE, TTS_TITLE, WAV, Rig, Seen
+from ha_requests import OUR_TITLE, TTS_TITLE, WAV, Rig, Seen, unlocks
 from harness import running_server, server_config
 from real_ha_env import HaEnv, HaSpec
 from wyoming_tap import WyomingTap
@@ -62,15 +61,6 @@ NO_TIMERS = "I can't set timers from here."  # ... without HassStartTimer
 ASKED = "Do you want me to unlock front door? Say yes to confirm."
 UNSAFE = "For safety, I can't do that from here; please use the Home Assistant app."
 ONE_AT_A_TIME = "I can do one thing at a time here; please ask for the rest again."
-UNLOCK_CALL = ("HassTurnOff", json.dumps({"name": "front door", "domain": ["lock"]}))
-
-
-def unlocks(said: str) -> list[tuple[str, str]]:
-    """The model: unlocks when asked to, and calls again once the user said yes."""
-    words = said.strip().lower()
-    return [UNLOCK_CALL] if "unlock" in words or words.startswith("yes") else []
-
-
 # -- the rig -----------------------------------------------------------------------------
 
 
