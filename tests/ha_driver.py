@@ -26,8 +26,9 @@ entities (`HomeLight`, `HomeLock`, `HomeCover`: a small custom integration, `ha_
 written into the config's custom_components, whose entities are defined in this file) in
 areas, exposed to Assist or not (`HOME`), and the driver's device becomes a satellite-like
 device in the Kitchen that HA's timers ring on (`intent.async_register_timer_handler`).
-HA's REST and WebSocket APIs are then on, and an administrator's long-lived access token
-for them is in the ready line ("api": {"http_port", "token"}: for the test, never logged).
+HA's REST and WebSocket APIs are then on, and long-lived access tokens for them are in the
+ready line ("api": {"http_port", "token" (an administrator's), "user_token" (a user's who
+is not one)}: for the test, never logged).
 
 HA's APIs differ between releases: only those present in 2025.4, 2025.12 and 2026.11 are
 used (`assist_pipeline.async_pipeline_from_audio_stream`, `PipelineInput`/`PipelineRun`,
@@ -77,7 +78,9 @@ HOME: list[dict[str, Any]] = [
     },
 ]
 SATELLITE_AREA = "Kitchen"  # where the driver's device stands, in a home
-TOKEN_USER, TOKEN_CLIENT = "wyoming tests", "wyoming-realtime-text tests"  # a home's API user
+# A home's API users (an administrator, and a user who is not one) and their tokens' client.
+TOKEN_USERS = {True: "wyoming tests", False: "wyoming tests (not admin)"}
+TOKEN_CLIENT = "wyoming-realtime-text tests"
 
 
 def component_dir(domain: str) -> Path:
@@ -492,16 +495,17 @@ class Driver:
 
         intent_component.async_register_timer_handler(self.hass, device_id, on_timer)
 
-    async def make_token(self) -> str:
-        """An administrator's long-lived access token, as a person makes one (profile →
-        Security): what a client of HA's APIs is configured with. Administrator: HA lists
-        the entities exposed to Assist only to one. For the test only, never logged."""
+    async def make_token(self, admin: bool = True) -> str:
+        """A user's long-lived access token, as a person makes one (profile → Security):
+        what a client of HA's APIs is configured with. An administrator's by default: HA
+        lists the entities exposed to Assist only to one. For the test only, never logged."""
         from datetime import timedelta
 
         from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
 
         auth = self.hass.auth
-        user = await auth.async_create_user(TOKEN_USER, group_ids=["system-admin"])
+        group = "system-admin" if admin else "system-users"
+        user = await auth.async_create_user(TOKEN_USERS[admin], group_ids=[group])
         refresh = await auth.async_create_refresh_token(
             user,
             client_name=TOKEN_CLIENT,
@@ -897,11 +901,15 @@ async def serve(workdir: Path, out: Any) -> int:
             settings["agent_title"], settings.get("tts_title"), settings.get("stt_title")
         )
         device_id = driver.add_device(driver.entries[-1]["entry_id"], "Kitchen speaker")
-        token = None
+        api = None
         if home:
             await driver.setup_home(HOME if home is True else home)
             driver.make_satellite(device_id)
-            token = await driver.make_token()
+            api = {
+                "http_port": driver.http_port,
+                "token": await driver.make_token(),
+                "user_token": await driver.make_token(admin=False),
+            }
         else:
             driver.expose("input_boolean.kitchen_light")
         say(
@@ -917,7 +925,7 @@ async def serve(workdir: Path, out: Any) -> int:
                 "components": sorted(hass.config.components),
                 "home": driver.home_snapshot() if home else None,
                 # HA's APIs, with a home: where, and a token for them (to the test only).
-                "api": {"http_port": driver.http_port, "token": token} if token else None,
+                "api": api,
             }
         )
     except Exception:

@@ -8,7 +8,8 @@ services added through the real config flow, the first one's agent (`agent_title
 preferred pipeline; `HomeHa` reads and resets the home and speaks or types to HA, and
 `changed` / `called` say what a request did to the home (against INITIAL). A home's HA has
 its REST and WebSocket APIs on: `HomeHa.api_url`, and `HomeHa.token` (an administrator's
-long-lived access token, made at boot; never to be logged).
+long-lived access token, made at boot; never to be logged; `user_token`: a user's who is
+not an administrator).
 
 For a test module: `spec` (one HA release per module run, RELEASES) and `env` (its cached
 environment, built side by side with the others from the session's start) are fixtures to
@@ -125,6 +126,11 @@ class HomeHa:
     def token(self) -> str:
         """An administrator's long-lived access token for HA's APIs: never to be logged."""
         return self.ha.ready["api"]["token"]
+
+    @property
+    def user_token(self) -> str:
+        """The long-lived access token of a user who is not an administrator."""
+        return self.ha.ready["api"]["user_token"]
 
     async def home(self) -> dict[str, Any]:
         """{"entities": {entity_id: {name, state, attributes, area, exposed}}, "calls":

@@ -13,7 +13,8 @@ HA adds its Wyoming entries at boot, before there is a token: a first server of 
 without one, answers the config flow (through a `WyomingTap`); then the tap is pointed at
 the server under test, configured with HA's url and token, a Kitchen satellite it serves
 itself (hub mode, area Kitchen) and a direct client allowed to act (`home_control.clients`).
-A third server has a refused token. The Realtime simulator is the model behind all of them.
+Two more have a token HA refuses and the token of a user who is not an administrator. The
+Realtime simulator is the model behind all of them.
 
 Checked on every release (what a release cannot do is skipped, with the reason):
 - the server reads what HA exposes: the home's overview in the model's instructions has
@@ -25,7 +26,8 @@ Checked on every release (what a release cannot do is skipped, with the reason):
   device; its area is read from HA's device registry);
 - unlocking the front door from the satellite is asked first; only "yes" sends it;
 - a refused token is one warning line, no traceback, and that server keeps answering,
-  without the home; the token never appears in our servers' logs;
+  without the home; so is a user's who is not an administrator (HA lists what is exposed
+  only to them), saying so; no token ever appears in our servers' logs;
 - the stand-in answers `POST /api/intent/handle` as real HA does (the raw answers to the
   same probes, compared), and exposing an entity in HA is followed at once.
 
@@ -67,7 +69,7 @@ from ha_home import (
     home_assistant,
     spec,  # noqa: F401  (a fixture)
 )
-from ha_requests import OUR_TITLE, TTS_TITLE, WAV, Rig, Seen, Window
+from ha_requests import OUR_TITLE, TTS_TITLE, WAV, Rig, Seen, Window, unlocks
 from ha_standin import HaStandIn
 from harness import (
     HomeAssistant,
@@ -108,7 +110,6 @@ OVERVIEW = """\
   areas: Kitchen
 """
 ASKED = "Do you want me to unlock Front door? Say yes to confirm."
-UNLOCK_CALL = ("HassTurnOff", json.dumps({"name": "front door", "domain": ["lock"]}))
 
 
 @dataclass
@@ -242,18 +243,41 @@ async def rig(
                 yield ApiRig(spec, sim, tts, server, tap, home, kitchen)
 
 
+@contextlib.asynccontextmanager
+async def token_server(
+    rig: ApiRig, tmp_path_factory: pytest.TempPathFactory, token: str
+) -> AsyncIterator[ServerProcess]:
+    """A server of ours given HA's url and ``token`` (and nothing else to serve)."""
+    tmp = tmp_path_factory.mktemp(f"real-ha-api-token-{rig.spec.version}")
+    hass = {"url": rig.home.api_url, "token": token}
+    async with running_server(tmp, server_config(rig.sim.url, "ga", homeassistant=hass)) as server:
+        yield server
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def refused(
     rig: ApiRig, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ServerProcess]:
-    """A server whose token HA refuses (the real one, altered), started and asked once."""
-    tmp = tmp_path_factory.mktemp(f"real-ha-api-refused-{rig.spec.version}")
-    wrong = rig.home.token[:-6] + ("A" * 6 if not rig.home.token.endswith("A" * 6) else "B" * 6)
-    config = server_config(
-        rig.sim.url, "ga", homeassistant={"url": rig.home.api_url, "token": wrong}
-    )
-    async with running_server(tmp, config) as server:
+    """A server whose token HA refuses: the real one, altered."""
+    token = rig.home.token
+    wrong = token[:-6] + ("B" * 6 if token.endswith("A" * 6) else "A" * 6)
+    async with token_server(rig, tmp_path_factory, wrong) as server:
         yield server
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def not_admin(
+    rig: ApiRig, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ServerProcess]:
+    """A server with the token of a user who is not an administrator (HA takes it, but
+    lists what is exposed to Assist only to administrators)."""
+    async with token_server(rig, tmp_path_factory, rig.home.user_token) as server:
+        yield server
+
+
+def token_lines(server: ServerProcess) -> list[str]:
+    """The lines of the server's log about its token."""
+    return [line for line in server.log().splitlines() if "token" in line.lower()]
 
 
 # -- what the server reads ---------------------------------------------------------------
@@ -369,12 +393,6 @@ async def test_unlocking_from_the_satellite_waits_for_a_yes(rig: ApiRig) -> None
     assert yes.called() == [(FRONT_DOOR, "unlock")]
 
 
-def unlocks(said: str) -> list[tuple[str, str]]:
-    """The model: unlocks when asked to, and calls again once the user said yes."""
-    words = said.strip().lower()
-    return [UNLOCK_CALL] if "unlock" in words or words.startswith("yes") else []
-
-
 # -- the stand-in of HA's APIs, against the real thing -----------------------------------
 
 # Requests our client makes to `POST /api/intent/handle` (its slots as it sends them), and
@@ -475,18 +493,30 @@ async def test_a_refused_token_is_one_warning_and_the_server_still_answers(
     assert [(i.name, {e.name: e.value for e in i.entities}) for i in reply.intents] == [
         ("HassTurnOn", {"name": "kitchen light"})
     ], reply.events
-    log = refused.log()
-    about = [line for line in log.splitlines() if "token" in line.lower()]
+    log, about = refused.log(), token_lines(refused)
     assert len(about) == 1 and about[0].startswith("WARNING"), log
-    assert "refused" in about[0] and "homeassistant.token" in about[0], about
+    assert "refused the access token" in about[0] and "homeassistant.token" in about[0], about
     assert "Traceback" not in log and "following Home Assistant" not in log, log
 
 
-async def test_the_token_is_never_in_our_logs(rig: ApiRig, refused: ServerProcess) -> None:
-    for server in (rig.server, refused):
+async def test_a_token_of_a_user_who_is_not_an_administrator_is_one_warning(
+    rig: ApiRig, not_admin: ServerProcess
+) -> None:
+    """HA takes the token but refuses the exposure list (require_admin): said as such."""
+    log, about = not_admin.log(), token_lines(not_admin)
+    assert len(about) == 1 and about[0].startswith("WARNING"), log
+    assert "not an administrator" in about[0], about
+    assert "refused the access token" not in about[0], about
+    assert "Traceback" not in log and "following Home Assistant" not in log, log
+
+
+async def test_the_tokens_are_never_in_our_logs(
+    rig: ApiRig, refused: ServerProcess, not_admin: ServerProcess
+) -> None:
+    for server in (rig.server, refused, not_admin):
         log = server.log()
-        assert rig.home.token not in log
-        assert rig.home.token[:-6] not in log  # nor the refused one, nor a part of either
+        for token in (rig.home.token, rig.home.user_token):
+            assert token[:-6] not in log  # nor the refused one, nor most of either
 
 
 # -- HA's changes, followed (last: it exposes the garage light for a while) --------------
