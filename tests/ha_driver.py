@@ -26,6 +26,9 @@ entities (`HomeLight`, `HomeLock`, `HomeCover`: a small custom integration, `ha_
 written into the config's custom_components, whose entities are defined in this file) in
 areas, exposed to Assist or not (`HOME`), and the driver's device becomes a satellite-like
 device in the Kitchen that HA's timers ring on (`intent.async_register_timer_handler`).
+HA's REST and WebSocket APIs are then on, and long-lived access tokens for them are in the
+ready line ("api": {"http_port", "token" (an administrator's), "user_token" (a user's who
+is not one)}: for the test, never logged).
 
 HA's APIs differ between releases: only those present in 2025.4, 2025.12 and 2026.11 are
 used (`assist_pipeline.async_pipeline_from_audio_stream`, `PipelineInput`/`PipelineRun`,
@@ -53,6 +56,7 @@ from typing import Any
 
 # Set up from configuration.yaml; their dependencies come along (http, stt, tts, ...).
 CONFIGURED = ["assist_pipeline", "conversation", "intent", "input_boolean", "wyoming"]
+API_DOMAINS = ["api", "config", "websocket_api"]  # with a home: what an API client reads
 LANGUAGE = "en"
 CHUNK_SECONDS = 0.02  # what the "microphone" hands HA at a time (HA cuts it to 10 ms)
 RUN_TIMEOUT = 60.0  # one pipeline run or typed turn, at most
@@ -74,6 +78,9 @@ HOME: list[dict[str, Any]] = [
     },
 ]
 SATELLITE_AREA = "Kitchen"  # where the driver's device stands, in a home
+# A home's API users (an administrator, and a user who is not one) and their tokens' client.
+TOKEN_USERS = {True: "wyoming tests", False: "wyoming tests (not admin)"}
+TOKEN_CLIENT = "wyoming-realtime-text tests"
 
 
 def component_dir(domain: str) -> Path:
@@ -91,7 +98,7 @@ def requirements() -> dict[str, Any]:
     import homeassistant
 
     seen: set[str] = set()
-    todo = ["homeassistant", "http", *CONFIGURED]
+    todo = ["homeassistant", "http", *CONFIGURED, *API_DOMAINS]
     found: set[str] = set()
     while todo:
         domain = todo.pop()
@@ -114,9 +121,12 @@ def configuration_yaml(http_port: int, home: bool = False) -> str:
     """Loopback only; one entity HA's own intents can switch ("turn on the kitchen light").
 
     With a home, its lights take that entity's place (HA would not know which "Kitchen
-    light" is meant).
+    light" is meant), and HA's own APIs are on for a client with a token (`API_DOMAINS`:
+    the REST API with `/api/intent/handle`, the WebSocket API, and `config`, whose
+    registry lists `config/*_registry/list` are; a default install has all three).
     """
     switch = "" if home else "input_boolean:\n  kitchen_light:\n    name: Kitchen light\n"
+    apis = "".join(f"{domain}:\n" for domain in API_DOMAINS) if home else ""
     return f"""\
 homeassistant:
   name: Wyoming test home
@@ -134,7 +144,7 @@ http:
 assist_pipeline:
 conversation:
 intent:
-{switch}logger:
+{apis}{switch}logger:
   default: warning
   logs:
     homeassistant.components.wyoming: debug
@@ -484,6 +494,25 @@ class Driver:
             )
 
         intent_component.async_register_timer_handler(self.hass, device_id, on_timer)
+
+    async def make_token(self, admin: bool = True) -> str:
+        """A user's long-lived access token, as a person makes one (profile → Security):
+        what a client of HA's APIs is configured with. An administrator's by default: HA
+        lists the entities exposed to Assist only to one. For the test only, never logged."""
+        from datetime import timedelta
+
+        from homeassistant.auth.models import TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN
+
+        auth = self.hass.auth
+        group = "system-admin" if admin else "system-users"
+        user = await auth.async_create_user(TOKEN_USERS[admin], group_ids=[group])
+        refresh = await auth.async_create_refresh_token(
+            user,
+            client_name=TOKEN_CLIENT,
+            token_type=TOKEN_TYPE_LONG_LIVED_ACCESS_TOKEN,
+            access_token_expiration=timedelta(days=1),
+        )
+        return auth.async_create_access_token(refresh)
 
     def home_snapshot(self) -> dict[str, Any]:
         """Each entity's state, attributes, area and exposure; the calls; the timer events."""
@@ -872,9 +901,15 @@ async def serve(workdir: Path, out: Any) -> int:
             settings["agent_title"], settings.get("tts_title"), settings.get("stt_title")
         )
         device_id = driver.add_device(driver.entries[-1]["entry_id"], "Kitchen speaker")
+        api = None
         if home:
             await driver.setup_home(HOME if home is True else home)
             driver.make_satellite(device_id)
+            api = {
+                "http_port": driver.http_port,
+                "token": await driver.make_token(),
+                "user_token": await driver.make_token(admin=False),
+            }
         else:
             driver.expose("input_boolean.kitchen_light")
         say(
@@ -889,6 +924,8 @@ async def serve(workdir: Path, out: Any) -> int:
                 "pipeline": await driver.update_pipeline(),
                 "components": sorted(hass.config.components),
                 "home": driver.home_snapshot() if home else None,
+                # HA's APIs, with a home: where, and a token for them (to the test only).
+                "api": api,
             }
         )
     except Exception:

@@ -6,7 +6,10 @@ the garage door (a cover of device_class garage), and the driver's device as a s
 the Kitchen whose timers HA rings. `home_assistant` boots one such HA with the given Wyoming
 services added through the real config flow, the first one's agent (`agent_title`) in the
 preferred pipeline; `HomeHa` reads and resets the home and speaks or types to HA, and
-`changed` / `called` say what a request did to the home (against INITIAL).
+`changed` / `called` say what a request did to the home (against INITIAL). A home's HA has
+its REST and WebSocket APIs on: `HomeHa.api_url`, and `HomeHa.token` (an administrator's
+long-lived access token, made at boot; never to be logged; `user_token`: a user's who is
+not an administrator).
 
 For a test module: `spec` (one HA release per module run, RELEASES) and `env` (its cached
 environment, built side by side with the others from the session's start) are fixtures to
@@ -73,6 +76,24 @@ def at_least(spec: HaSpec, release: str) -> bool:
     return parts(spec.version) >= parts(release)
 
 
+class HomeAfter:
+    """What a request did, read from the `HomeHa.home()` snapshot taken after it (`home`)."""
+
+    home: dict[str, Any]
+
+    def state(self, entity_id: str) -> str | None:
+        return self.home["entities"][entity_id]["state"]
+
+    def changed(self) -> dict[str, str | None]:
+        return changed(self.home)
+
+    def called(self) -> list[tuple[str, str]]:
+        return called(self.home)
+
+    def timers(self) -> list[tuple[str, int | None, str | None]]:
+        return [(t["event"], t["seconds"], t["device_id"]) for t in self.home["timers"]]
+
+
 # -- fixtures: the release and its environment -------------------------------------------
 
 
@@ -113,6 +134,21 @@ class HomeHa:
     def satellite(self) -> str:
         """The device id of the satellite in the Kitchen (its timers ring in HA)."""
         return self.ha.ready["device_id"]
+
+    @property
+    def api_url(self) -> str:
+        """Where HA's REST and WebSocket APIs are (a home's HA has them on)."""
+        return f"http://127.0.0.1:{self.ha.ready['api']['http_port']}"
+
+    @property
+    def token(self) -> str:
+        """An administrator's long-lived access token for HA's APIs: never to be logged."""
+        return self.ha.ready["api"]["token"]
+
+    @property
+    def user_token(self) -> str:
+        """The long-lived access token of a user who is not an administrator."""
+        return self.ha.ready["api"]["user_token"]
 
     async def home(self) -> dict[str, Any]:
         """{"entities": {entity_id: {name, state, attributes, area, exposed}}, "calls":

@@ -22,13 +22,14 @@ It follows HA's own code (read in HA 2025.12.5 and 2026.11.0), not the client's 
   token is HTTP 401 `401: Unauthorized`; the body is validated (400
   `{"message": "Message format incorrect: ..."}`): up to 2026.3 only `name` and `data`, from
   2026.4 also `language`, `assistant`, `device_id`, `satellite_id`. An unknown intent or
-  slots the handler rejects escape the view: HTTP 500. HassTurnOn, HassTurnOff and
-  HassLightSet match by name/area/floor/domain/device_class in the order of HA's
-  `async_match_targets` and change the stand-in's states; HassGetState answers
-  `query_answer`. As in HA, these handlers set NO speech (HA's default agent speaks from its
-  response templates; the REST view has none): a success is `speech: {}` with the targets
-  in `data.success`. A failure is, in 2025.x, plain speech of `str(err)` (for a failed match
-  the `<MatchFailedError ...>` repr) with response_type `action_done`; in 2026.x
+  slots the handler rejects escape the view: HTTP 500 (so does a failed match before
+  2025.10). HassTurnOn, HassTurnOff and HassLightSet match by name/area/floor/domain/
+  device_class in the order of HA's `async_match_targets` and change the stand-in's states;
+  HassGetState answers `query_answer`. As in HA, these handlers set NO speech (HA's default
+  agent speaks from its response templates; the REST view has none): a success is
+  `speech: {}` with the targets in `data.success`. A failure is, in 2025.10-2025.12, plain
+  speech of `str(err)` (for a failed match the `<MatchFailedError ...>` repr, as
+  `async_match_targets` fills it) with response_type `action_done`; in 2026.x
   response_type `error`, `data.code: failed_to_handle` and HA 2026's sentence. Exposure
   counts only where the request names an assistant (2026.4+), as in HA.
 
@@ -53,6 +54,9 @@ from aiohttp import WSMsgType, web
 TOKEN = "standin-long-lived-token-3f9a1c"
 COMPUTED_NAME = None  # how HA 2026 serializes its COMPUTED_NAME alias
 RICH_INTENT_API = (2026, 4)
+# HA PR #151726 (merged September 2025, so in 2025.10): the view answers a failed match;
+# before, MatchFailedError escaped it as HTTP 500 (measured on 2025.4.4; issue #146194).
+MATCH_FAILURES_HANDLED = (2025, 10)
 ON_OFF = {"light", "switch", "fan", "input_boolean", "media_player", "climate"}
 OPEN_CLOSE = {"cover": ("open", "closed"), "valve": ("open", "closed")}
 INTENT_KEYS_2025 = {"name", "data"}
@@ -680,6 +684,10 @@ class HaStandIn:
             answer = await handler(body["name"], data, body.get("assistant"))
         except _InvalidSlots:  # InvalidSlotInfo escapes the view too
             return _server_error()
+        except _MatchFailed as err:
+            if self.year_month < MATCH_FAILURES_HANDLED:  # MatchFailedError escaped the view
+                return _server_error()
+            return web.json_response(self._failure(language, err))
         except _HandleError as err:
             return web.json_response(self._failure(language, err))
         return web.json_response({"language": language, **answer})
@@ -850,7 +858,7 @@ class HaStandIn:
                 or any(_fold(n) == _fold(floor_name) for n in (f.name, *f.aliases))
             ]
             if not floors:
-                raise _MatchFailed("INVALID_FLOOR", given)
+                raise _MatchFailed("INVALID_FLOOR", given, no_match_name=floor_name)
             floor_ids = {f.floor_id for f in floors}
             floor_areas = {a.area_id for a in self.areas.values() if a.floor_id in floor_ids}
             candidates = [e for e in candidates if self._entity_area(e) in floor_areas]
@@ -864,17 +872,17 @@ class HaStandIn:
                 or any(_fold(n) == _fold(area_name) for n in (a.name, *a.aliases))
             ]
             if not areas:
-                raise _MatchFailed("INVALID_AREA", given)
+                raise _MatchFailed("INVALID_AREA", given, no_match_name=area_name)
             area_ids = {a.area_id for a in areas}
             candidates = [e for e in candidates if self._entity_area(e) in area_ids]
             if not candidates:
-                raise _MatchFailed("AREA", given)
+                raise _MatchFailed("AREA", given, areas=areas)
         if assistant:
             candidates = [e for e in candidates if e.exposed]
             if not candidates:
                 raise _MatchFailed("ASSISTANT", given)
         if name and len({e.entity_id for e in candidates}) > 1:
-            raise _MatchFailed("DUPLICATE_NAME", given)
+            raise _MatchFailed("DUPLICATE_NAME", given, no_match_name=name, areas=areas)
         return candidates, areas, floors
 
 
@@ -897,12 +905,27 @@ class _HandleError(Exception):
 
 
 class _MatchFailed(_HandleError):
-    """MatchFailedError: a repr in 2025, a sentence in 2026 (helpers/intent.py)."""
+    """MatchFailedError: a repr in 2025, a sentence in 2026 (helpers/intent.py).
 
-    def __init__(self, reason: str, given: dict[str, Any]) -> None:
+    As `async_match_targets` fills its result: the name that matched nothing for an invalid
+    area or floor and a duplicate name; the areas asked for (AreaEntry's repr, measured on
+    HA 2025.12) when none of their entities matched. Floors' entries are not written out
+    (a FLOOR failure's repr lists none here).
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        given: dict[str, Any],
+        *,
+        no_match_name: str | None = None,
+        areas: list[Area] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.given = given
+        self.no_match_name = no_match_name
+        self.areas = areas or []
 
     def message_2025(self) -> str:
         g = self.given
@@ -910,10 +933,11 @@ class _MatchFailed(_HandleError):
         def opt(value: Any) -> str:
             return repr(value) if value else "None"
 
+        areas = ", ".join(_area_entry_repr(area) for area in self.areas)
         result = (
             f"MatchTargetsResult(is_match=False, no_match_reason=<MatchFailedReason."
-            f"{self.reason}: {REASON_NUMBERS[self.reason]}>, states=[], no_match_name=None, "
-            "areas=[], floors=[])"
+            f"{self.reason}: {REASON_NUMBERS[self.reason]}>, states=[], "
+            f"no_match_name={opt(self.no_match_name)}, areas=[{areas}], floors=[])"
         )
         constraints = (
             f"MatchTargetsConstraints(name={opt(g['name'])}, area_name={opt(g['area_name'])}, "
@@ -939,6 +963,23 @@ class _MatchFailed(_HandleError):
                 described.append(f"{label} {', '.join(sorted(g[key]))}")
         message = MATCH_FAILURES_2026.get(self.reason, "No entities matched")
         return f"{message} (given {', '.join(described)})" if described else message
+
+
+def _area_entry_repr(area: Area) -> str:
+    """HA 2025.12's `repr(AreaEntry)` (a frozen dataclass; its times are the stand-in's)."""
+    stamp = datetime.now(UTC)
+    when = (
+        f"datetime.datetime({stamp.year}, {stamp.month}, {stamp.day}, {stamp.hour}, "
+        f"{stamp.minute}, {stamp.second}, {stamp.microsecond}, tzinfo=datetime.timezone.utc)"
+    )
+    aliases = repr(set(area.aliases)) if area.aliases else "set()"
+    return (
+        f"AreaEntry(name={area.name!r}, normalized_name={_fold(area.name)!r}, "
+        f"created_at={when}, modified_at={when}, aliases={aliases}, "
+        f"floor_id={area.floor_id!r}, humidity_entity_id=None, icon=None, "
+        f"id={area.area_id!r}, labels=set(), picture=None, temperature_entity_id=None, "
+        "_cache={})"
+    )
 
 
 def _slots(data: dict[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,11 @@ class Window:
             for tool in (event.get("response") or {}).get("tools") or []
         }
 
+    def instructions(self) -> list[str]:
+        """The instructions each of the window's responses was given (the home's overview
+        is in them when our server knows the home)."""
+        return [(event.get("response") or {}).get("instructions") or "" for event in self.creates()]
+
     def upstream(self) -> list[str]:
         """The event types our server sent upstream, without the audio appends."""
         return [

@@ -30,6 +30,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event, async_read_event
 from wyoming.handle import Handled, NotHandled
 from wyoming.intent import Intent
+from wyoming.pipeline import PipelineStage, RunPipeline
 
 from wyoming_realtime_text.simulator.ha_client import AgentReader, TcpClientFrom, wyoming_of
 
@@ -386,6 +387,28 @@ class HomeAssistant:
                     raise AssertionError(f"the server closed first: {[e.type for e in events]}")
             await linger_on(client, events, linger)
         return AgentReply(events, reader.intents, reader.handled, reader.not_handled)
+
+
+async def pipeline_from(host: str, uri: str, audio: bytes, seconds: float = 10.0) -> list[Event]:
+    """A direct client at loopback address ``host`` says ``audio`` to the server at ``uri``
+    (run-pipeline asr → handle, as a satellite without a speaker): the events it read, up
+    to `handled` or `error`. The server tells direct clients apart by that address
+    (`home_control.clients`)."""
+    parsed = urlparse(uri)
+    assert parsed.hostname is not None and parsed.port is not None
+    events: list[Event] = []
+    async with TcpClientFrom(host, parsed.hostname, parsed.port) as client:
+        request = RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE)
+        await client.write_event(request.event())
+        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+        await client.write_event(AudioChunk(16000, 2, 1, audio).event())
+        await client.write_event(AudioStop().event())
+        async with asyncio.timeout(seconds):
+            while (event := await client.read_event()) is not None:
+                events.append(event)
+                if event.type in ("handled", "error"):
+                    break
+    return events
 
 
 def new_conversation_id() -> str:

@@ -11,6 +11,7 @@ from wyoming.intent import Intent
 
 from wyoming_realtime_text.config import ConfigError, Settings, dump_settings, parse_settings
 from wyoming_realtime_text.home.calls import Command, Refused, check
+from wyoming_realtime_text.home.home import Home, HomeEntity
 from wyoming_realtime_text.home.intents import BY_NAME, INTENTS, SLOTS, Offer, tool
 from wyoming_realtime_text.home.peer import Peer, parse_version
 from wyoming_realtime_text.home.plan import HELD, SENT, Memory, plan
@@ -221,6 +222,23 @@ def test_a_risky_command_is_asked_and_sent_only_after_a_yes_in_the_next_turn() -
     assert not other.send  # a yes confirms only what was asked
     fresh = decide([again], said="Yes.")
     assert not fresh.send  # nothing was asked in this conversation
+
+
+def test_a_satellites_area_is_for_commands_that_name_no_place_nor_entity() -> None:
+    """As HA's agent takes a satellite's area: "the lights" there are its lights, and a
+    named entity is that entity wherever it is (real HA: tests/test_real_ha_api.py)."""
+    bedroom = HomeEntity(("Bedroom light",), "light", ("Bedroom",), None, "light.bed", "off")
+    kitchen = HomeEntity(("Kitchen light",), "light", ("Kitchen",), None, "light.kit", "off")
+
+    def sent(arguments: dict[str, Any], home: Home | None) -> list[dict[str, Any]]:
+        result = decide([call("HassTurnOn", arguments)], area="Kitchen", home=home)
+        return [c.slots for c in result.send]
+
+    for home in (Home([bedroom, kitchen]), None):
+        assert sent({"domain": ["light"]}, home) == [{"domain": ["light"], "area": "Kitchen"}]
+        named = sent({"name": "bedroom light"}, home)
+        assert named == [{"name": "Bedroom light" if home else "bedroom light"}]
+        assert sent({"area": "Bedroom"}, home) == [{"area": "Bedroom"}]
 
 
 def test_without_conversations_a_risky_command_is_refused_not_asked() -> None:

@@ -499,6 +499,7 @@ async def test_exposure_counts_in_intents_only_where_ha_is_told_the_assistant(
     ha: HaStandIn, api: HomeAssistantApi
 ) -> None:
     result = await api.handle_intent("HassTurnOn", {"name": "Secret Light"})
+    assert api.counts_exposure is ha.version.startswith("2026")  # what callers decide by
     if ha.version.startswith("2026"):
         assert not result.ok
         assert result.error_message is not None and "not exposed" not in result.error_message
@@ -527,6 +528,21 @@ async def test_unknown_intent_and_bad_slots_are_ha_500s(
         "HassLightSet", {"name": "Bedroom Lamp", "brightness": 300}
     )
     assert brightness.error_code == "server_error"
+
+
+async def test_a_failed_match_is_an_http_500_before_2025_10() -> None:
+    """HA up to 2025.9 lets MatchFailedError out of its intent view (measured on 2025.4.4;
+    tests/test_real_ha_api.py compares the stand-in with real HA): said as such."""
+    async with HaStandIn(version="2025.4.4") as ha:
+        await furnish(ha)
+        client = HomeAssistantApi(ha.url, TOKEN, **FAST)
+        await client.start()
+        try:
+            missing = await client.handle_intent("HassTurnOn", {"name": "spaceship"})
+        finally:
+            await client.close()
+    assert (missing.ok, missing.error_code, missing.status) == (False, "server_error", 500)
+    assert "nothing matched" in (missing.error_message or "")
 
 
 async def test_http_401_is_a_clear_error_without_the_token(
@@ -568,6 +584,7 @@ async def test_falls_back_when_the_view_takes_name_and_data_only() -> None:
         finally:
             await client.close()
     assert first.ok and second.ok
+    assert not client.counts_exposure  # the old view: exposure does not count
     bodies = [r.body for r in ha.intent_requests]
     assert [r.status for r in ha.intent_requests] == [400, 200, 200]
     assert bodies[0]["assistant"] == "conversation"

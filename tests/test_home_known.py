@@ -21,15 +21,13 @@ from ha_standin import TOKEN, HaStandIn
 from harness import (
     HomeAssistant,
     ServerProcess,
+    pipeline_from,
     running_server,
     server_config,
     speech,
 )
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
-from wyoming.pipeline import PipelineStage, RunPipeline
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimulatedSatellite
-from wyoming_realtime_text.simulator.ha_client import TcpClientFrom
 from wyoming_realtime_text.simulator.tts import SimulatedTts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -184,7 +182,11 @@ async def test_a_satellite_here_runs_its_command_through_has_api_in_its_area(
     await kitchen.trigger()
     await kitchen.wait_played(15)
     (request,) = standin.intent_requests[requests:]
-    assert request.body == {"name": "HassTurnOn", "data": {"domain": ["light"], "area": "Kitchen"}}
+    # Light by light, by name: this HA (2025.12) would switch unexposed ones too.
+    assert request.body == {
+        "name": "HassTurnOn",
+        "data": {"name": "Kitchen Light", "area": "Kitchen"},
+    }
     assert standin.entities["light.kitchen"].state == "on"
     assert standin.entities["light.bedroom"].state == "off"  # the satellite's room only
     said = [e.data["text"] for e in kitchen.received if e.type == "synthesize"][synthesized:]
@@ -211,18 +213,7 @@ async def test_the_lights_from_a_satellite_are_its_rooms_lights(
 async def pipeline_tools(uri: str, host: str, sim: RealtimeSimulator) -> set[str]:
     """A run-pipeline client from `host` says a command; the tools its response offered."""
     before = received_count(sim)
-    parsed = uri.removeprefix("tcp://").rsplit(":", 1)
-    async with TcpClientFrom(host, parsed[0], int(parsed[1])) as client:
-        request = RunPipeline(start_stage=PipelineStage.ASR, end_stage=PipelineStage.HANDLE)
-        await client.write_event(request.event())
-        await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
-        audio = speech("kitchen")
-        await client.write_event(AudioChunk(16000, 2, 1, audio).event())
-        await client.write_event(AudioStop().event())
-        async with asyncio.timeout(10):
-            while (event := await client.read_event()) is not None:
-                if event.type in ("handled", "error"):
-                    break
+    await pipeline_from(host, uri, speech("kitchen"))
     (create,) = creates(sim, before)
     return {tool["name"] for tool in create["response"].get("tools", [])}
 
@@ -238,3 +229,42 @@ async def test_direct_clients_act_on_the_home_only_when_named(
     assert json.dumps(standin.intent_requests[-1].body) == json.dumps(
         {"name": "HassTurnOn", "data": {"name": "Bedroom Light"}}
     )
+
+
+async def test_has_own_request_for_the_lights_runs_here_light_by_light_on_ha_2025(
+    sim: RealtimeSimulator, standin: HaStandIn, home: HomeAssistant
+) -> None:
+    """HA 2025 runs one intent, on unexposed entities too: "the lights" are run here, each
+    exposed light by its name, and HA is told how it went (real HA: test_real_ha_api.py)."""
+    sim.scenario = Scenario()
+    requests = len(standin.intent_requests)
+    reply = await home.ask("Turn on the lights.")
+    assert not reply.intents and reply.spoken == "Turned on the lights."
+    assert [r.body["data"]["name"] for r in standin.intent_requests[requests:]] == [
+        "Bedroom Light",
+        "Door Light",
+        "Kitchen Light",
+    ]
+    assert standin.entities["light.secret"].state == "off"
+
+
+async def test_the_lights_are_sent_light_by_light_where_ha_ignores_exposure(
+    sim: RealtimeSimulator, server: ServerProcess, standin: HaStandIn, home: HomeAssistant
+) -> None:
+    """HA 2025's intent view would switch every light, the unexposed one too: each exposed
+    light goes by its name (real HA: tests/test_real_ha_api.py)."""
+    sim.scenario = Scenario(transcript="Turn on the lights.")
+    requests = len(standin.intent_requests)
+    events = await pipeline_from(ALLOWED, server.uri, speech("kitchen"))
+    assert [r.body for r in standin.intent_requests[requests:]] == [
+        {"name": "HassTurnOn", "data": {"name": name, "area": area}}
+        for name, area in [
+            ("Bedroom Light", "Bedroom"),
+            ("Door Light", "Hallway"),
+            ("Kitchen Light", "Kitchen"),
+        ]
+    ]
+    assert standin.entities["light.secret"].state == "off"
+    assert standin.entities["light.kitchen"].state == "on"
+    [handled] = [e for e in events if e.type == "handled"]
+    assert handled.data["text"] == "Turned on the lights."

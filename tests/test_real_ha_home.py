@@ -73,10 +73,9 @@ from ha_home import (
     INITIAL,
     KITCHEN_LIGHT,
     SATELLITE_ID,
+    HomeAfter,
     HomeHa,
     at_least,
-    called,
-    changed,
     env,  # noqa: F401  (a fixture)
     home_assistant,
     spec,  # noqa: F401  (a fixture)
@@ -178,7 +177,7 @@ SPOKEN = "Kitchen light, please."
 
 
 @dataclass
-class Observation:
+class Observation(HomeAfter):
     """A probe's answer from HA, the home after it, and what reached the agent."""
 
     result: dict[str, Any]
@@ -192,18 +191,6 @@ class Observation:
     @property
     def failed(self) -> bool:
         return self.result.get("response_type") == "error"
-
-    def state(self, entity_id: str) -> str | None:
-        return self.home["entities"][entity_id]["state"]
-
-    def changed(self) -> dict[str, str | None]:
-        return changed(self.home)
-
-    def called(self) -> list[tuple[str, str]]:
-        return called(self.home)
-
-    def timers(self) -> list[tuple[str, int | None, str | None]]:
-        return [(t["event"], t["seconds"], t["device_id"]) for t in self.home["timers"]]
 
     @property
     def request(self) -> AgentRequest:

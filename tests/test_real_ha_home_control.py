@@ -22,11 +22,7 @@ check asserts one thing about them, per release:
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -34,17 +30,13 @@ from ha_home import (
     BEDROOM_LIGHT,
     FRONT_DOOR,
     KITCHEN_LIGHT,
-    SATELLITE_ID,
-    HomeHa,
     at_least,
-    called,
-    changed,
     env,  # noqa: F401  (a fixture)
     home_assistant,
     spec,  # noqa: F401  (a fixture)
 )
-from ha_window import Window
-from harness import ServerProcess, running_server, server_config
+from ha_requests import OUR_TITLE, TTS_TITLE, WAV, Rig, Seen, unlocks
+from harness import running_server, server_config
 from real_ha_env import HaEnv, HaSpec
 from wyoming_tap import WyomingTap
 
@@ -53,10 +45,6 @@ from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, Simulat
 # Environment builds count toward the first test of each release; every wait inside is
 # bounded on its own (build steps, HA's boot, each command).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(2400)]
-
-FIXTURES = Path(__file__).parent / "fixtures"
-WAV = FIXTURES / "speech-kitchen.wav"  # 1.7 s of speech; the simulator decides what is heard
-OUR_TITLE, TTS_TITLE = "realtime-text", "simulated-tts"  # the entries' titles: program names
 
 SPOKEN_ON = "Turn on the kitchen light."
 TYPED_OFF = "Turn off the kitchen light."
@@ -73,124 +61,7 @@ NO_TIMERS = "I can't set timers from here."  # ... without HassStartTimer
 ASKED = "Do you want me to unlock front door? Say yes to confirm."
 UNSAFE = "For safety, I can't do that from here; please use the Home Assistant app."
 ONE_AT_A_TIME = "I can do one thing at a time here; please ask for the rest again."
-UNLOCK_CALL = ("HassTurnOff", json.dumps({"name": "front door", "domain": ["lock"]}))
-
-
-def unlocks(said: str) -> list[tuple[str, str]]:
-    """The model: unlocks when asked to, and calls again once the user said yes."""
-    words = said.strip().lower()
-    return [UNLOCK_CALL] if "unlock" in words or words.startswith("yes") else []
-
-
 # -- the rig -----------------------------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    """One request: HA's answer, the home after it, and what reached us for it."""
-
-    result: dict[str, Any]
-    home: dict[str, Any]
-    window: Window
-    spoken: bool
-
-    @property
-    def speech(self) -> str | None:
-        return self.result.get("speech")
-
-    @property
-    def conversation_id(self) -> str | None:
-        return self.result.get("conversation_id")
-
-    def events(self, event_type: str) -> list[dict[str, Any]]:
-        return [e for e in self.result.get("events", []) if e["type"] == event_type]
-
-    @property
-    def heard(self) -> str:
-        [end] = self.events("stt-end")
-        return end["data"]["stt_output"]["text"]
-
-    @property
-    def tts_input(self) -> str:
-        """What HA handed its TTS to speak."""
-        [start] = self.events("tts-start")
-        return start["data"]["tts_input"]
-
-    def state(self, entity_id: str) -> str | None:
-        return self.home["entities"][entity_id]["state"]
-
-    def changed(self) -> dict[str, str | None]:
-        return changed(self.home)
-
-    def called(self) -> list[tuple[str, str]]:
-        return called(self.home)
-
-    def timers(self) -> list[tuple[str, int | None, str | None]]:
-        return [(t["event"], t["seconds"], t["device_id"]) for t in self.home["timers"]]
-
-    def answered(self) -> list[str]:
-        """The events our server answered HA's agent request with (HA hangs up after its
-        last one), without the streamed text HA skips."""
-        [agent] = self.window.tap_connections("agent")
-        skipped = ("handled-start", "handled-chunk", "handled-stop")
-        return [e.type for e in agent.answered if e.type not in skipped]
-
-    def __str__(self) -> str:
-        answer = {k: self.result.get(k) for k in ("speech", "response_type", "error_code")}
-        return (
-            f"{self.result.get('elapsed')} s: {answer}; changed {self.changed()}"
-            f"; calls {self.called()}; timers {self.timers()}; upstream {self.window.upstream()}"
-        )
-
-
-@dataclass
-class Rig:
-    spec: HaSpec
-    sim: RealtimeSimulator
-    tts: SimulatedTts
-    server: ServerProcess
-    tap: WyomingTap
-    home: HomeHa
-
-    def context(self) -> str:
-        """What to show when a check fails: both sides' logs."""
-        ours = self.server.log()[-6000:]
-        return f"\n--- our server's log ---\n{ours}\n--- HA's log ---\n{self.home.ha.log()}"
-
-    async def _request(
-        self,
-        scenario: Scenario,
-        before: tuple[str, ...],
-        ask: Callable[[], Awaitable[dict[str, Any]]],
-        spoken: bool,
-    ) -> Seen:
-        await self.home.reset()
-        for entity_id in before:
-            await self.home.switch(entity_id, True)
-        self.sim.scenario = scenario
-        window = Window.open(self.sim, self.tap)
-        result = await ask()
-        await window.close()
-        return Seen(result, await self.home.home(), window, spoken)
-
-    async def speak(self, heard: str, scenario: Scenario, conversation_id: str | None) -> Seen:
-        """Said to the Kitchen satellite: its audio through the whole pipeline (stt, intent,
-        tts) in ``conversation_id``, the simulator's STT hearing ``heard``."""
-        scenario.transcript = heard
-
-        def ask() -> Awaitable[dict[str, Any]]:
-            return self.home.speak(
-                WAV.name,
-                conversation_id=conversation_id,
-                device_id=self.home.satellite,
-                satellite_id=SATELLITE_ID,
-            )
-
-        return await self._request(scenario, (), ask, spoken=True)
-
-    async def type(self, text: str, scenario: Scenario, before: tuple[str, ...] = ()) -> Seen:
-        """Typed into the Assist dialog (`conversation.async_converse`), a new conversation."""
-        return await self._request(scenario, before, lambda: self.home.type(text), spoken=False)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -172,8 +172,9 @@ def read_answer(name: str, status: int, payload: Any, home: Home | None) -> Inte
     if status == 500:
         return IntentResult.failure(
             "server_error",
-            f"Home Assistant failed to handle {name} (HTTP 500): an unknown intent or "
-            "slots it does not accept; its log has the details",
+            f"Home Assistant failed to handle {name} (HTTP 500): nothing matched (so HA "
+            "before 2025.10 answers that), or an unknown intent or slots it does not "
+            "accept; its log has the details",
             status,
         )
     if status in (502, 503, 504):

@@ -22,9 +22,10 @@ from wyoming.event import Event
 from wyoming.handle import Handled, HandledStop
 
 from ..config import Settings
-from .hass import HomeAssistantApi, HomeAssistantError
+from .calls import Command
+from .hass import HomeAssistantApi, HomeAssistantError, IntentResult
 from .home import Home
-from .intents import Offer, Toolset
+from .intents import TARGET, Offer, Toolset
 from .peer import Peer
 from .plan import Plan, plan
 from .reply import intent_events
@@ -52,6 +53,20 @@ HOME_HEADING = (
 HUB = Peer(version=(1, 10), device=False, conversation=True)
 
 
+def by_name(command: Command, home: Home) -> list[dict[str, Any]]:
+    """The command's slots for each exposed entity it matches, naming that entity (its name,
+    and its area where the intent takes one) instead of the area, floor, domain or device
+    class that picked it; the other slots (a brightness) as they are."""
+    kept = {k: v for k, v in command.slots.items() if k not in TARGET}
+    named = []
+    for entity in home.match(**command.filters()):
+        slots = {**kept, "name": entity.name}
+        if entity.area and "area" in command.spec.slots:
+            slots["area"] = entity.area
+        named.append(slots)
+    return named
+
+
 class HomeControl:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.home_control
@@ -72,15 +87,20 @@ class HomeControl:
         return self.api.home if self.api is not None and self.enabled else None
 
     async def start(self) -> None:
-        """Connect to HA's API, if configured; a refused token leaves it off, said once."""
+        """Connect to HA's API, if configured; a refused token leaves it off, said once.
+
+        A warning, not an error: the server goes on serving (HA's own requests run their
+        commands without the token), only without knowing the home. The error's message
+        says what HA refused and why (never the token); this line, what it means here.
+        """
         if self.api is None or not self.enabled:
             return
         try:
             await self.api.start()
         except HomeAssistantError as err:
-            _LOGGER.error(
-                "Home Assistant refused the access token (%s): the home stays unknown, and "
-                "satellites served here cannot control devices. Check homeassistant.token",
+            _LOGGER.warning(
+                "%s; so the home stays unknown and satellites served here cannot control "
+                "devices (check homeassistant.token)",
                 err,
             )
             self.api = None
@@ -148,13 +168,21 @@ class HomeControl:
         """The events that end HA's agent answer when `turn` called tools, else None.
 
         The handled stream already sent (HA skips its chunks) is closed first; then the
-        intents, or, when nothing could be sent, a `handled` saying why.
+        intents, or, when nothing could be sent, a `handled` saying why. A command HA 2025
+        would also run on entities not exposed to Assist is run here instead, through HA's
+        API with the home known (`_run`), and the `handled` says how it went.
         """
         home, device = self.home, (context or {}).get("device_id")
         area = home.device_area(device) if home is not None else None  # HA would not narrow
         result = self.decide(turn, peer, language, area=area)
         if result is None:
             return None
+        if result.send and not peer.multi and any(map(self._by_names, result.send)):
+            # HA 2025 would run it on unexposed entities too, and runs one intent only: the
+            # command goes light by light through HA's API here, and HA speaks the result.
+            turn.spoken = await self._execute(result, language)
+            await turn.report(result.outputs)
+            return [Handled(text=turn.spoken, context=context).event(), HandledStop().event()]
         await turn.report(result.outputs)
         if result.send:
             return [HandledStop().event(), *intent_events(result, language)]
@@ -184,7 +212,7 @@ class HomeControl:
         failed: list[str] = []
         spoken: list[str] = []
         for command in result.send:
-            done = await self.api.handle_intent(command.spec.name, command.slots, language)
+            done = await self._run(command, language)
             if done.ok:
                 spoken.append(done.speech or confirmation(command, language))
             else:
@@ -194,6 +222,32 @@ class HomeControl:
         if not failed:
             return result.text
         return " ".join(dict.fromkeys([*spoken, *failed]))
+
+    async def _run(self, command: Command, language: str | None) -> IntentResult:
+        """One command through HA's API.
+
+        HA's intent view before 2026.4 does not count exposure: it would act on every entity
+        a command's area or domain matches, exposed to Assist or not (the garage light of
+        "turn on the lights"). There a command that names no entity goes as one request per
+        exposed entity it matches, each by that entity's own name and area: what the user
+        may control, and only that. The first failure is the answer.
+        """
+        assert self.api is not None
+        home, name = self.home, command.spec.name
+        if home is None or not self._by_names(command):
+            return await self.api.handle_intent(name, command.slots, language)
+        results = [
+            await self.api.handle_intent(name, slots, language) for slots in by_name(command, home)
+        ]
+        return next((done for done in results if not done.ok), IntentResult(ok=True))
+
+    def _by_names(self, command: Command) -> bool:
+        """Whether the command goes entity by entity (`_run`): it names no entity, the home
+        is known, and HA's intent view does not count exposure."""
+        api = self.api
+        if api is None or self.home is None or api.counts_exposure:
+            return False
+        return command.spec.targets and not command.slots.get("name")
 
     def decide(
         self, turn: Turn, peer: Peer, language: str | None, area: str | None = None

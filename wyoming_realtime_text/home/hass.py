@@ -241,6 +241,12 @@ class HomeAssistantApi:
         return self._ha_version
 
     @property
+    def counts_exposure(self) -> bool:
+        """HA's intent view acts on exposed entities only (it takes `assistant`: 2026.4+);
+        before that it acts on any entity a command matches."""
+        return self._rich_intent_api() is True
+
+    @property
     def error(self) -> str | None:
         """Why the client gave up (a refused token), or None."""
         return self._error
