@@ -14,10 +14,10 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ha_home import SATELLITE_ID, HomeAfter, HomeHa
+from ha_rig import KITCHEN
 from ha_window import Window
 from harness import ServerProcess
 from real_ha_env import HaSpec
@@ -25,9 +25,7 @@ from wyoming_tap import WyomingTap
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimulatedTts
 
-FIXTURES = Path(__file__).parent / "fixtures"
-WAV = FIXTURES / "speech-kitchen.wav"  # 1.7 s of speech; the simulator decides what is heard
-OUR_TITLE, TTS_TITLE = "realtime-text", "simulated-tts"  # the entries' titles: program names
+WAV = KITCHEN  # 1.7 s of speech; the simulator decides what is heard
 UNLOCK_CALL = ("HassTurnOff", json.dumps({"name": "front door", "domain": ["lock"]}))
 
 

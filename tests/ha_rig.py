@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ha_window import Window
-from harness import ServerProcess, free_port, running_server, server_config
+from harness import FIXTURES, ServerProcess, free_port, running_server, server_config
 from real_ha import HaProcess
 from real_ha_env import HaEnv, HaSpec
 from wyoming_tap import Connection, WyomingTap
 
 from wyoming_realtime_text.simulator import RealtimeSimulator, Scenario, SimConnection, SimulatedTts
 
-FIXTURES = Path(__file__).parent / "fixtures"
 KITCHEN, BEDROOM = FIXTURES / "speech-kitchen.wav", FIXTURES / "speech-bedroom.wav"
 OUR_TITLE, TTS_TITLE = "realtime-text", "simulated-tts"  # the entries' titles: program names
 

@@ -69,7 +69,8 @@ from ha_home import (
     home_assistant,
     spec,  # noqa: F401  (a fixture)
 )
-from ha_requests import OUR_TITLE, TTS_TITLE, WAV, Rig, Seen, unlocks
+from ha_requests import WAV, Rig, Seen, unlocks
+from ha_rig import OUR_TITLE, TTS_TITLE
 from ha_standin import HaStandIn
 from ha_window import Window
 from harness import (

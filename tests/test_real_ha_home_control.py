@@ -35,7 +35,8 @@ from ha_home import (
     home_assistant,
     spec,  # noqa: F401  (a fixture)
 )
-from ha_requests import OUR_TITLE, TTS_TITLE, WAV, Rig, Seen, unlocks
+from ha_requests import WAV, Rig, Seen, unlocks
+from ha_rig import OUR_TITLE, TTS_TITLE
 from harness import running_server, server_config
 from real_ha_env import HaEnv, HaSpec
 from wyoming_tap import WyomingTap
